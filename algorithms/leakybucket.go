@@ -1,0 +1,38 @@
+package algorithms
+
+import _ "embed"
+
+//go:embed lua/leaky_bucket.lua
+var leakyBucketLua string
+
+var leakyBucketScript = newScript(leakyBucketLua)
+
+// leakyBucket is a queue of at most B requests that drains at L per W. It admits what
+// the token bucket admits, but shapes: each admitted request is told to wait (Delay)
+// until those queued ahead of it have left, so the output is smooth at L/W.
+type leakyBucket struct {
+	p     Policy
+	level int64 // in units of 1/W request
+	at    int64 // time of level, µs
+}
+
+func newLeakyBucket(p Policy) Model { return &leakyBucket{p: p} }
+
+func (m *leakyBucket) Allow(now int64) Decision {
+	unit, limit, burst := m.p.WindowMicros(), m.p.Limit, m.p.EffectiveBurst()
+	level := m.level
+	if elapsed := now - m.at; elapsed > 0 && level > 0 {
+		if elapsed >= cdiv(level, limit) {
+			level = 0
+		} else {
+			level -= elapsed * limit
+		}
+	}
+	if level <= (burst-1)*unit {
+		delay := cdiv(level, limit)
+		level += unit
+		m.level, m.at = level, now
+		return decision(true, limit, (burst*unit-level)/unit, 0, cdiv(level, limit), delay, now)
+	}
+	return decision(false, limit, 0, cdiv(level-(burst-1)*unit, limit), cdiv(level, limit), 0, now)
+}

@@ -1,0 +1,185 @@
+package algorithms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Limiter decides whether one identity may make one more request. Identities are
+// normalised by the limiter (see NormalizeIdentity); a denied request consumes nothing.
+type Limiter interface {
+	Allow(ctx context.Context, identity string) (Decision, error)
+	// Algorithm is the algorithm's name.
+	Algorithm() string
+	// Policy is the policy the limiter enforces.
+	Policy() Policy
+}
+
+// ErrBadReply means Redis answered a script with something it could not have
+// returned: another program's script under the same SHA, or a proxy in the way.
+var ErrBadReply = errors.New("unexpected reply from the limiter script")
+
+// Redis is a Limiter whose state lives in Redis: one script call, one round trip,
+// atomic, timed by the server's TIME. Any number of nodes sharing the Redis enforce
+// one limit per identity.
+type Redis struct {
+	spec   *spec
+	policy Policy
+	keys   Keyspace
+	rdb    redis.Scripter
+	args   []any // limit, window µs, burst: the fixed ARGV of every call
+}
+
+// NewRedis returns a Redis limiter for the named algorithm and policy, keyed under keys.
+func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy) (*Redis, error) {
+	s, err := lookup(algorithm, p)
+	if err != nil {
+		return nil, err
+	}
+	if keys.prefix == "" {
+		return nil, fmt.Errorf("%w: the keyspace has no prefix", ErrInvalidPrefix)
+	}
+	return &Redis{
+		spec: s, policy: p, keys: keys, rdb: rdb,
+		args: []any{p.Limit, p.WindowMicros(), p.EffectiveBurst()},
+	}, nil
+}
+
+// Algorithm is the algorithm's name.
+func (l *Redis) Algorithm() string { return l.spec.name }
+
+// Policy is the policy the limiter enforces.
+func (l *Redis) Policy() Policy { return l.policy }
+
+// Key is the Redis key that holds identity's state.
+func (l *Redis) Key(identity string) (string, error) {
+	id, err := NormalizeIdentity(identity)
+	if err != nil {
+		return "", err
+	}
+	return l.keys.Limiter(l.spec.name, l.policy, id), nil
+}
+
+// Allow decides one request of identity at the Redis server's time.
+func (l *Redis) Allow(ctx context.Context, identity string) (Decision, error) {
+	return l.run(ctx, identity, "")
+}
+
+// AllowAt decides one request of identity as if the server's clock read now. It is
+// for tests and virtual clocks: state written at one time and read at an earlier one
+// is not meaningful.
+func (l *Redis) AllowAt(ctx context.Context, identity string, now time.Time) (Decision, error) {
+	return l.run(ctx, identity, strconv.FormatInt(now.UnixMicro(), 10))
+}
+
+func (l *Redis) run(ctx context.Context, identity, now string) (Decision, error) {
+	key, err := l.Key(identity)
+	if err != nil {
+		return Decision{}, err
+	}
+	args := [4]any{l.args[0], l.args[1], l.args[2], now}
+	res, err := l.spec.script.Run(ctx, l.rdb, []string{key}, args[:]...).Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("%s check: %w", l.spec.name, err)
+	}
+	if len(res) != 6 {
+		return Decision{}, fmt.Errorf("%s check: %w: %d values", l.spec.name, ErrBadReply, len(res))
+	}
+	return decision(res[0] == 1, l.policy.Limit, res[1], res[2], res[3], res[4], res[5]), nil
+}
+
+// Local is a Limiter that keeps state in this process only, as a limiter without
+// Redis would: behind a load balancer over N nodes, each node's Local lets a client
+// through up to N times. It runs the same models the scripts are tested against.
+type Local struct {
+	spec   *spec
+	policy Policy
+	now    func() time.Time
+	seed   maphash.Seed
+	shards [localShards]localShard
+}
+
+const (
+	localShards = 32
+	// sweepEvery is how many decisions a shard makes between sweeps of idle state.
+	sweepEvery = 4096
+)
+
+type localShard struct {
+	mu     sync.Mutex
+	states map[string]*localState
+	calls  int
+}
+
+type localState struct {
+	model   Model
+	expires int64 // µs; from then on the state is fresh again and can be dropped
+}
+
+// NewLocal returns an in-memory limiter; now is its clock (time.Now when nil).
+func NewLocal(algorithm string, p Policy, now func() time.Time) (*Local, error) {
+	s, err := lookup(algorithm, p)
+	if err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	l := &Local{spec: s, policy: p, now: now, seed: maphash.MakeSeed()}
+	for i := range l.shards {
+		l.shards[i].states = make(map[string]*localState)
+	}
+	return l, nil
+}
+
+// Algorithm is the algorithm's name.
+func (l *Local) Algorithm() string { return l.spec.name }
+
+// Policy is the policy the limiter enforces.
+func (l *Local) Policy() Policy { return l.policy }
+
+// Allow decides one request of identity at the limiter's clock.
+func (l *Local) Allow(_ context.Context, identity string) (Decision, error) {
+	id, err := NormalizeIdentity(identity)
+	if err != nil {
+		return Decision{}, err
+	}
+	now := l.now().UnixMicro()
+	sh := &l.shards[maphash.String(l.seed, id)%localShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st, ok := sh.states[id]
+	if !ok || st.expires <= now {
+		st = &localState{model: l.spec.model(l.policy)}
+		sh.states[id] = st
+	}
+	d := st.model.Allow(now)
+	st.expires = now + d.ResetAfter.Microseconds()
+	if sh.calls++; sh.calls >= sweepEvery {
+		sh.calls = 0
+		for k, s := range sh.states {
+			if s.expires <= now {
+				delete(sh.states, k)
+			}
+		}
+	}
+	return d, nil
+}
+
+// Len is how many identities the limiter holds state for.
+func (l *Local) Len() int {
+	n := 0
+	for i := range l.shards {
+		l.shards[i].mu.Lock()
+		n += len(l.shards[i].states)
+		l.shards[i].mu.Unlock()
+	}
+	return n
+}

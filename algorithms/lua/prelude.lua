@@ -1,0 +1,44 @@
+-- Shared by every ratelab limiter script. Arguments:
+--   KEYS[1]  the identity's state key
+--   ARGV[1]  limit L, ARGV[2] window W in microseconds, ARGV[3] burst B
+--   ARGV[4]  now in microseconds; empty to use the server's TIME
+-- Every script returns {allowed, remaining, retry_after_us, reset_after_us, delay_us, now_us}.
+-- All values are integers below 2^53, so Lua's doubles hold them exactly.
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- floor(a / b) for integers a >= 0, b > 0; corrects the rounding of the float division.
+local function idiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then
+    q = q - 1
+  elseif (q + 1) * b <= a then
+    q = q + 1
+  end
+  return q
+end
+
+-- ceil(a / b) for integers a >= 0, b > 0.
+local function cdiv(a, b)
+  return idiv(a + b - 1, b)
+end
+
+-- An integer as Redis should store it: never in exponent notation.
+local function int(x)
+  return string.format('%d', x)
+end
+
+-- Expire the key once its state is back to fresh, us microseconds from now, plus a
+-- grace second: the state must outlive its last use even when the clock that decides
+-- (TIME, or an explicit virtual time) and the server's expiry clock drift apart.
+local function expire_in(us)
+  redis.call('PEXPIRE', key, cdiv(us, 1000) + 1000)
+end
+
