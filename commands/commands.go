@@ -1,0 +1,71 @@
+// Package commands holds the bodies of ratelab's subcommands, free of Cobra: each
+// takes an Options struct and an IO, so tests run them with buffers.
+package commands
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Exit statuses, decided in one place (cmd.Main) and documented in every help text.
+const (
+	ExitOK        = 0 // success
+	ExitFailure   = 1 // the command failed: Redis unreachable, a server error
+	ExitUsage     = 2 // bad flags or arguments
+	ExitThreshold = 3 // a --max-*/--min-* threshold was missed
+)
+
+// IO is the streams a command writes to. Nothing else in ratelab writes to a terminal.
+type IO struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// IsTerminal reports whether Out is a terminal (tables, colour).
+	IsTerminal bool
+	// ErrIsTerminal reports whether ErrOut is a terminal (progress bars, prompts).
+	ErrIsTerminal bool
+}
+
+// Global is what every subcommand shares: where Redis is and which keys are ratelab's.
+type Global struct {
+	// RedisURL is the --redis URL; empty means the embedded Redis.
+	RedisURL string
+	// Prefix is the --prefix of every key.
+	Prefix string
+}
+
+// ExitError carries an exit status other than ExitFailure for cmd.Main.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// WithExit wraps err so that ratelab exits with code.
+func WithExit(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ExitError{Code: code, Err: err}
+}
+
+// UsageError marks err as bad usage: ratelab exits with ExitUsage.
+func UsageError(err error) error { return WithExit(ExitUsage, err) }
+
+// Usagef is UsageError with a formatted message.
+func Usagef(format string, args ...any) error { return UsageError(fmt.Errorf(format, args...)) }
+
+// ExitCode is the exit status for err: 0 for nil, an ExitError's code, else ExitFailure.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var e *ExitError
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ExitFailure
+}
