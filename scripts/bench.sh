@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# bench.sh: measure ratelab's limiters against a redis-server of their own.
+#
+# 1. go test -bench: every algorithm (and go-redis/redis_rate's GCRA) serially over one
+#    connection and in parallel over $RATELAB_BENCH_CONNS connections: checks/s, p50, p99.
+# 2. TestRedisBenchmarkComparison: each script under redis-benchmark (EVALSHA of the exact
+#    script text, same connection count) beside ratelab's parallel run, on one server.
+#
+# Each step starts its own redis-server on a free 127.0.0.1 port (internal/redistest) and
+# kills it at the end; nothing else is contacted. Each step is bounded by a timeout.
+#
+# Environment: BENCHTIME (default 2s), COUNT (default 1), RATELAB_BENCH_CONNS (default 16),
+# RATELAB_BENCH_REQUESTS (redis-benchmark -n, default 200000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+benchtime=${BENCHTIME:-2s}
+count=${COUNT:-1}
+export RATELAB_BENCH_CONNS=${RATELAB_BENCH_CONNS:-16}
+
+for tool in go redis-server redis-benchmark; do
+  command -v "$tool" >/dev/null || { echo "bench.sh: $tool is not on PATH" >&2; exit 1; }
+done
+
+echo "## machine"
+echo "nproc: $(nproc)"
+lscpu | head -20
+free -h
+go version
+redis-server --version
+echo "uptime at start: $(uptime)"
+echo
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+echo "## go test -bench (benchtime $benchtime, count $count, parallel over $RATELAB_BENCH_CONNS connections)"
+timeout 20m go test ./algorithms -run '^$' -bench '^BenchmarkRedis$' -benchtime "$benchtime" \
+  -count "$count" -timeout 19m | tee "$out"
+echo
+# One row per benchmark line: algorithm, traffic, mode, and the metrics by unit.
+awk '
+  /^BenchmarkRedis\// {
+    split($1, part, "/"); mode = part[4]; sub(/-[0-9]+$/, "", mode)
+    for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
+    printf "| %s | %s | %s | %.0f | %.1f | %.1f | %.1f |\n", part[2], part[3], mode, m["checks/s"], m["p50-µs"], m["p99-µs"], m["allowed-%"]
+  }
+  BEGIN {
+    print "| algorithm | traffic | mode | checks/s | p50 µs | p99 µs | allowed % |"
+    print "|---|---|---|---:|---:|---:|---:|"
+  }' "$out"
+echo "uptime after go test -bench: $(uptime)"
+echo
+
+echo "## redis-benchmark comparison"
+RATELAB_BENCH_COMPARE=1 timeout 15m go test ./algorithms -run '^TestRedisBenchmarkComparison$' \
+  -count 1 -v -benchtime "$benchtime" -timeout 14m | grep -v -e '^=== RUN' -e '^PASS' -e '^ok'
+echo "uptime at end: $(uptime)"
