@@ -1,0 +1,120 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ratelab/ratelab/algorithms"
+)
+
+func TestCheckLoopbackURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url string
+		ok  bool
+	}{
+		{"http://127.0.0.1:8080", true},
+		{"http://127.3.4.5:80/", true},
+		{"https://localhost:8443", true},
+		{"http://[::1]:8080", true},
+		{"http://10.0.0.1:8080", false},
+		{"http://example.com", false},
+		{"ftp://127.0.0.1", false},
+		{"127.0.0.1:8080", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			t.Parallel()
+			_, err := CheckLoopbackURL(tt.url)
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckLoopbackURL(%q) = %v; want ok=%v", tt.url, err, tt.ok)
+			}
+		})
+	}
+	if _, err := NewHTTPTarget([]string{"http://127.0.0.1:1", "http://192.168.1.1:80"}, nil, 1, time.Second); !errors.Is(err, ErrNotLoopback) {
+		t.Fatalf("a non-loopback target was accepted: %v", err)
+	}
+}
+
+func TestHTTPTargetRoundRobinWithForwardedFor(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	got := map[string][]string{}
+	handler := func(node string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			got[node] = append(got[node], r.Header.Get("X-Forwarded-For")+" "+r.URL.Path)
+			mu.Unlock()
+			if r.URL.Path == "/products/2" {
+				w.WriteHeader(http.StatusTooManyRequests)
+			}
+		})
+	}
+	a, b := httptest.NewServer(handler("a")), httptest.NewServer(handler("b"))
+	defer a.Close()
+	defer b.Close()
+	ids := []string{"10.0.0.1", "10.0.0.2"}
+	tg, err := NewHTTPTarget([]string{a.URL, b.URL + "/"}, ids, 4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	rec := NewRecorder(ids)
+	tg.Record = rec
+	ctx := context.Background()
+	if s := tg.Send(ctx, Arrival{Identity: 0, Product: 1}); s != Allowed {
+		t.Fatalf("status %v, want allowed", s)
+	}
+	if s := tg.Send(ctx, Arrival{Identity: 1, Product: 2}); s != Denied {
+		t.Fatalf("status %v, want denied", s)
+	}
+	if len(got["a"]) != 1 || len(got["b"]) != 1 || got["a"][0] != "10.0.0.1 /products/1" || got["b"][0] != "10.0.0.2 /products/2" {
+		t.Fatalf("requests seen: %v", got)
+	}
+	if c := rec.Checks(); c.Allowed != 1 || c.Denied != 1 {
+		t.Fatalf("recorded %+v", c)
+	}
+	b.Close()
+	if s := tg.Send(ctx, Arrival{Identity: 0, Product: 1}); s != Allowed {
+		t.Fatalf("node a: %v", s)
+	}
+	if s := tg.Send(ctx, Arrival{Identity: 0, Product: 1}); s != Failed {
+		t.Fatalf("a stopped node: %v, want failed", s)
+	}
+}
+
+func TestRecorderWrap(t *testing.T) {
+	t.Parallel()
+	ids := []string{"10.0.0.1", "10.0.0.2"}
+	rec := NewRecorder(ids)
+	l, err := algorithms.NewLocal(algorithms.SlidingLog, algorithms.Policy{Limit: 2, Window: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := rec.Wrap(l)
+	if w.Algorithm() != algorithms.SlidingLog {
+		t.Fatalf("the wrapper hides the algorithm: %q", w.Algorithm())
+	}
+	ctx := context.Background()
+	for range 3 {
+		_, _ = w.Allow(ctx, "10.0.0.1")
+	}
+	_, _ = w.Allow(ctx, "::ffff:10.0.0.2")
+	_, _ = w.Allow(ctx, "192.0.2.1")
+	c := rec.Checks()
+	if c != (Checks{Allowed: 3, Denied: 1, Unknown: 1}) {
+		t.Fatalf("checks %+v", c)
+	}
+	adm := rec.Admitted()
+	if len(adm[0]) != 2 || len(adm[1]) != 1 {
+		t.Fatalf("admitted %v", adm)
+	}
+	if n := rec.Latency().TotalCount(); n != 5 {
+		t.Fatalf("%d latencies for 5 checks", n)
+	}
+}

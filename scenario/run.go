@@ -1,0 +1,191 @@
+package scenario
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Status is what became of one request.
+type Status uint8
+
+// The statuses a SendFunc reports.
+const (
+	// Allowed: the API served the request.
+	Allowed Status = iota
+	// Denied: the API refused it with 429.
+	Denied
+	// Failed: a transport error or a server error.
+	Failed
+	// Cancelled: the run stopped (Ctrl-C, or the drain time ran out) before the answer came.
+	Cancelled
+)
+
+// SendFunc sends one request and reports what became of it. It is called from many
+// goroutines at once.
+type SendFunc func(ctx context.Context, a Arrival) Status
+
+// Defaults for a Runner.
+const (
+	DefaultWorkers   = 512
+	DefaultLateAfter = time.Millisecond
+	DefaultDrain     = 10 * time.Second
+	// interruptGrace is how long requests in flight may finish after Ctrl-C.
+	interruptGrace = time.Second
+)
+
+// Runner sends a schedule open loop: a dispatcher follows the pacer and hands each
+// request, at its intended time, to a bounded pool of workers. When every worker is
+// busy the dispatcher waits, the requests it holds go out late, and the lateness is
+// counted and included in their latency: end-to-end latency is measured from each
+// request's intended send time, so a saturated generator cannot hide (no coordinated
+// omission).
+type Runner struct {
+	Schedule *Schedule
+	Send     SendFunc
+	// Workers bounds the requests in flight (DefaultWorkers when 0).
+	Workers int
+	// LateAfter is how far behind its intended time a request may go out before it
+	// counts as a late send (DefaultLateAfter when 0).
+	LateAfter time.Duration
+	// Drain is how long requests in flight may take after the last send before they
+	// are cancelled (DefaultDrain when 0).
+	Drain time.Duration
+	// Progress, when set, is called after each dispatched request, from one goroutine.
+	Progress func()
+}
+
+// Result is what one run of a schedule measured.
+type Result struct {
+	Sent      int64 `json:"sent"`
+	Allowed   int64 `json:"allowed"`
+	Denied    int64 `json:"denied"`
+	Errors    int64 `json:"errors"`
+	Cancelled int64 `json:"cancelled"`
+	// Late counts requests that went out more than LateAfter after their intended time.
+	Late int64 `json:"late_sends"`
+	// Elapsed is the sending phase: from the start until the last request was sent
+	// and the schedule's duration was over (or the run was interrupted).
+	Elapsed time.Duration `json:"elapsed"`
+	// AchievedRPS is Sent / Elapsed.
+	AchievedRPS float64 `json:"achieved_rps"`
+	// Interrupted reports that the context was cancelled before the schedule ended.
+	Interrupted bool `json:"interrupted"`
+	// E2E is the end-to-end latency from intended send time to answer, merged over workers.
+	E2E *hdrhistogram.Histogram `json:"-"`
+}
+
+type workerStats struct {
+	allowed, denied, errors, cancelled, late int64
+	e2e                                      *hdrhistogram.Histogram
+}
+
+// Run sends the schedule with schedule time 0 at start (which may be in the future)
+// and returns what it measured. Cancelling ctx stops the sending; requests in flight
+// get a moment to finish, and the result covers what was sent.
+func (r Runner) Run(ctx context.Context, start time.Time) Result {
+	workers := cmpOr(r.Workers, DefaultWorkers)
+	lateAfter := cmpOr(r.LateAfter, DefaultLateAfter)
+	drain := cmpOr(r.Drain, DefaultDrain)
+	arrivals := r.Schedule.Arrivals
+
+	// Requests in flight outlive ctx by a grace period, so Ctrl-C still gets answers.
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	jobs := make(chan int)
+	stats := make([]workerStats, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			st := &stats[w]
+			st.e2e = NewE2EHistogram()
+			for i := range jobs {
+				a := arrivals[i]
+				intended := start.Add(a.At)
+				if time.Since(intended) > lateAfter {
+					st.late++
+				}
+				status := r.Send(reqCtx, a)
+				switch status {
+				case Allowed:
+					st.allowed++
+				case Denied:
+					st.denied++
+				case Failed:
+					st.errors++
+				case Cancelled:
+					st.cancelled++
+					continue
+				}
+				record(st.e2e, time.Since(intended))
+			}
+		})
+	}
+
+	res := Result{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	sent := 0
+dispatch:
+	for {
+		wait, stop := r.Schedule.Pace(time.Since(start), sent)
+		if stop {
+			break
+		}
+		if wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				res.Interrupted = true
+				break dispatch
+			case <-timer.C:
+			}
+			continue
+		}
+		select {
+		case jobs <- sent:
+			sent++
+			if r.Progress != nil {
+				r.Progress()
+			}
+		case <-ctx.Done():
+			res.Interrupted = true
+			break dispatch
+		}
+	}
+	res.Elapsed = max(0, time.Since(start))
+	close(jobs)
+
+	grace := drain
+	if res.Interrupted {
+		grace = min(grace, interruptGrace)
+	}
+	stopper := time.AfterFunc(grace, cancelRequests)
+	wg.Wait()
+	stopper.Stop()
+
+	res.Sent = int64(sent)
+	res.E2E = NewE2EHistogram()
+	for i := range stats {
+		st := &stats[i]
+		res.Allowed += st.allowed
+		res.Denied += st.denied
+		res.Errors += st.errors
+		res.Cancelled += st.cancelled
+		res.Late += st.late
+		res.E2E.Merge(st.e2e)
+	}
+	if res.Elapsed > 0 {
+		res.AchievedRPS = float64(res.Sent) / res.Elapsed.Seconds()
+	}
+	return res
+}
+
+func cmpOr[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,94 @@
+package scenario
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRunnerSendsEveryArrivalOnce(t *testing.T) {
+	t.Parallel()
+	c := baseConfig()
+	c.RPS, c.Duration = 2000, 300*time.Millisecond
+	s, err := Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make([]atomic.Int32, len(s.Arrivals))
+	idx := make(map[Arrival]int)
+	for i, a := range s.Arrivals {
+		idx[a] = i
+	}
+	var calls atomic.Int64
+	send := func(_ context.Context, a Arrival) Status {
+		calls.Add(1)
+		if i, ok := idx[a]; ok {
+			seen[i].Add(1)
+		}
+		switch a.Identity % 3 {
+		case 0:
+			return Allowed
+		case 1:
+			return Denied
+		}
+		return Failed
+	}
+	progress := 0
+	res := Runner{Schedule: s, Send: send, Workers: 8, Progress: func() { progress++ }}.Run(context.Background(), time.Now())
+	if res.Sent != int64(len(s.Arrivals)) || calls.Load() != res.Sent || progress != len(s.Arrivals) {
+		t.Fatalf("sent %d, calls %d, progress %d; schedule has %d", res.Sent, calls.Load(), progress, len(s.Arrivals))
+	}
+	if res.Allowed+res.Denied+res.Errors != res.Sent || res.Allowed == 0 || res.Denied == 0 || res.Errors == 0 {
+		t.Fatalf("outcomes do not add up: %+v", res)
+	}
+	if res.E2E.TotalCount() != res.Sent {
+		t.Fatalf("%d latencies for %d requests", res.E2E.TotalCount(), res.Sent)
+	}
+	if res.Elapsed < c.Duration || res.Interrupted {
+		t.Fatalf("the run ended after %s, before its duration %s (interrupted %v)", res.Elapsed, c.Duration, res.Interrupted)
+	}
+}
+
+func TestRunnerCountsLateSendsWhenSaturated(t *testing.T) {
+	t.Parallel()
+	// One worker and a request that takes 20ms, scheduled 1ms apart: all but the first go out late.
+	s := &Schedule{Config: Config{Duration: 10 * time.Millisecond}}
+	for i := range 10 {
+		s.Arrivals = append(s.Arrivals, Arrival{At: time.Duration(i) * time.Millisecond})
+	}
+	send := func(context.Context, Arrival) Status { time.Sleep(20 * time.Millisecond); return Allowed }
+	res := Runner{Schedule: s, Send: send, Workers: 1}.Run(context.Background(), time.Now())
+	if res.Late < 9 {
+		t.Fatalf("late sends %d; want at least 9 of 10", res.Late)
+	}
+	// Latency counts from the intended time: the last waited for nine before it.
+	if res.E2E.Max() < (9 * 20 * time.Millisecond).Microseconds() {
+		t.Fatalf("max latency %dµs hides the queueing", res.E2E.Max())
+	}
+}
+
+func TestRunnerStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	c := baseConfig()
+	c.Duration = time.Hour
+	c.RPS = 10
+	c.Pattern = PatternSteady
+	s, err := Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	send := func(ctx context.Context, a Arrival) Status {
+		if a.At > 0 {
+			cancel()
+			<-ctx.Done() // an answer that never comes: cancelled after the grace
+			return Cancelled
+		}
+		return Allowed
+	}
+	res := Runner{Schedule: s, Send: send}.Run(ctx, time.Now())
+	if !res.Interrupted || res.Sent != 2 || res.Allowed != 1 || res.Cancelled != 1 {
+		t.Fatalf("after cancel: %+v", res)
+	}
+}
