@@ -170,6 +170,9 @@ func (k Keyspace) Parse(key string) (Key, error) {
 		if err != nil {
 			return undecodable(err.Error())
 		}
+		if p.String() != fields[2] {
+			return undecodable(fmt.Sprintf("the policy %q is not spelled as ratelab writes it (%q)", fields[2], p.String()))
+		}
 		id, err := NormalizeIdentity(tag)
 		if err != nil || id != tag {
 			return undecodable(fmt.Sprintf("%q is not a normalised identity", tag))

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -104,18 +105,20 @@ type Local struct {
 	now    func() time.Time
 	seed   maphash.Seed
 	shards [localShards]localShard
+	calls  atomic.Uint64
 }
 
 const (
 	localShards = 32
-	// sweepEvery is how many decisions a shard makes between sweeps of idle state.
-	sweepEvery = 4096
+	// sweepEvery is how many decisions pass between two sweeps of idle state. Each
+	// sweep visits the next shard in turn, so shards whose identities went quiet are
+	// swept too, and no single call pays for more than one shard.
+	sweepEvery = 1024
 )
 
 type localShard struct {
 	mu     sync.Mutex
 	states map[string]*localState
-	calls  int
 }
 
 type localState struct {
@@ -154,7 +157,6 @@ func (l *Local) Allow(_ context.Context, identity string) (Decision, error) {
 	now := l.now().UnixMicro()
 	sh := &l.shards[maphash.String(l.seed, id)%localShards]
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	st, ok := sh.states[id]
 	if !ok || st.expires <= now {
 		st = &localState{model: l.spec.model(l.policy)}
@@ -162,15 +164,22 @@ func (l *Local) Allow(_ context.Context, identity string) (Decision, error) {
 	}
 	d := st.model.Allow(now)
 	st.expires = now + d.ResetAfter.Microseconds()
-	if sh.calls++; sh.calls >= sweepEvery {
-		sh.calls = 0
-		for k, s := range sh.states {
-			if s.expires <= now {
-				delete(sh.states, k)
-			}
-		}
+	sh.mu.Unlock()
+	if n := l.calls.Add(1); n%sweepEvery == 0 {
+		l.sweep(&l.shards[(n/sweepEvery)%localShards], now)
 	}
 	return d, nil
+}
+
+// sweep drops the state of identities that are back to fresh.
+func (l *Local) sweep(sh *localShard, now int64) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for k, s := range sh.states {
+		if s.expires <= now {
+			delete(sh.states, k)
+		}
+	}
 }
 
 // Len is how many identities the limiter holds state for.
