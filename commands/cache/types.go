@@ -1,0 +1,88 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// MaxIDLen bounds an id. Ids become part of key names, so they are short and plain.
+const MaxIDLen = 64
+
+// Errors from the cache.
+var (
+	// ErrNotFound is what a Loader returns for an id the backend does not know; Get
+	// returns it too, also when the answer comes from the negative cache.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidID is wrapped by the error for an id ValidateID refuses.
+	ErrInvalidID = errors.New("invalid id")
+	// ErrUnconfirmed is wrapped by Invalidate's error when the Redis tier was
+	// invalidated but some subscribed node did not confirm dropping its local copy in time.
+	ErrUnconfirmed = errors.New("invalidation not confirmed by every node")
+	// ErrClosed is returned by a cache after Close.
+	ErrClosed = errors.New("cache closed")
+)
+
+// ValidateID checks that id can be a product id: 1 to MaxIDLen characters of
+// [A-Za-z0-9_-]. Nothing else ever becomes part of a key name.
+func ValidateID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("%w: %d characters; at most %d are allowed", ErrInvalidID, len(id), MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
+		if !ok {
+			return fmt.Errorf("%w: it contains %q; use letters, digits, '_' or '-'", ErrInvalidID, c)
+		}
+	}
+	return nil
+}
+
+// Loader fetches one value from the slow source behind the cache. It returns
+// ErrNotFound (possibly wrapped) for an id the source does not know.
+type Loader func(ctx context.Context, id string) ([]byte, error)
+
+// Source says where Get found its value.
+type Source string
+
+// The sources of a value.
+const (
+	// FromLocal: this process's local tier.
+	FromLocal Source = "local"
+	// FromRedis: the Redis tier, already filled.
+	FromRedis Source = "redis"
+	// FromLoad: this request called the Loader and filled the cache.
+	FromLoad Source = "miss"
+	// FromWait: another process (or node) held the fill lock; this request waited
+	// for its fill and read the value from Redis.
+	FromWait Source = "wait"
+	// FromShared: another request in this process was already reading or filling
+	// the same id; this one shared its result.
+	FromShared Source = "shared"
+	// FromBypass: Redis could not be used; the Loader was called and nothing was cached.
+	FromBypass Source = "bypass"
+)
+
+// Result is a value and where it came from.
+type Result struct {
+	Value  []byte `json:"-"`
+	Source Source `json:"source"`
+}
+
+// Stats counts what a cache did since it was made.
+type Stats struct {
+	LocalHits     int64 `json:"local_hits"`
+	RedisHits     int64 `json:"redis_hits"`
+	NegativeHits  int64 `json:"negative_hits"`
+	Misses        int64 `json:"misses"`
+	Loads         int64 `json:"loads"`
+	LockWaits     int64 `json:"lock_waits"`
+	RejectedFills int64 `json:"rejected_fills"`
+	Invalidations int64 `json:"invalidations"`
+	LocalDrops    int64 `json:"local_drops"`
+	RedisErrors   int64 `json:"redis_errors"`
+}

@@ -1,0 +1,164 @@
+package productapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/commands/redisconn"
+)
+
+// The decision label of ratelab_http_requests_total.
+const (
+	decisionAllowed    = "allowed"
+	decisionDenied     = "denied"
+	decisionFailOpen   = "fail-open"
+	decisionFailClosed = "fail-closed"
+	decisionUnlimited  = "unlimited"
+	decisionRejected   = "rejected" // the client could not be identified
+)
+
+// limiterFor is the limiter of a class of routes: its rule, else the default.
+func (a *API) limiterFor(c Class) (algorithms.Limiter, string) {
+	if l, ok := a.cfg.Rules[c]; ok && l != nil {
+		return l, string(c)
+	}
+	return a.cfg.Limiter, "default"
+}
+
+// limited puts the rate limiter in front of next.
+func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lim, policyName := a.limiterFor(class)
+		if lim == nil {
+			a.metrics.requests.WithLabelValues(route, decisionUnlimited, "none").Inc()
+			next(w, r)
+			return
+		}
+		alg := lim.Algorithm()
+		id, err := Identity(r, a.cfg.KeyBy, a.cfg.TrustedProxies)
+		if err != nil {
+			a.metrics.requests.WithLabelValues(route, decisionRejected, alg).Inc()
+			code := http.StatusBadRequest
+			if a.cfg.KeyBy == KeyByAPIKey && r.Header.Get(APIKeyHeader) == "" {
+				code = http.StatusUnauthorized
+			}
+			writeError(w, code, "%v", err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.CheckTimeout)
+		start := time.Now()
+		d, err := lim.Allow(ctx, id)
+		a.metrics.checkSeconds.WithLabelValues(alg).Observe(time.Since(start).Seconds())
+		cancel()
+		if err != nil {
+			if errors.Is(err, algorithms.ErrInvalidIdentity) {
+				a.metrics.requests.WithLabelValues(route, decisionRejected, alg).Inc()
+				writeError(w, http.StatusBadRequest, "%v", err)
+				return
+			}
+			if r.Context().Err() != nil {
+				return // the client is gone; not Redis's fault
+			}
+			a.limiterFailed(w, r, route, alg, err, next)
+			return
+		}
+		a.limiterRecovered()
+		setRateLimitHeaders(w.Header(), policyName, lim.Policy(), d)
+		if !d.Allowed {
+			a.metrics.requests.WithLabelValues(route, decisionDenied, alg).Inc()
+			retry := ceilSeconds(d.RetryAfter)
+			w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+			writeJSON(w, http.StatusTooManyRequests, deniedBody{
+				Error:             "rate limit exceeded; retry after " + strconv.FormatInt(retry, 10) + "s",
+				Status:            http.StatusTooManyRequests,
+				Algorithm:         alg,
+				Policy:            lim.Policy().Describe(),
+				RetryAfterSeconds: retry,
+			})
+			return
+		}
+		a.metrics.requests.WithLabelValues(route, decisionAllowed, alg).Inc()
+		if d.Delay > 0 {
+			// Leaky bucket: the request was admitted to the queue and leaves it after Delay.
+			t := time.NewTimer(d.Delay)
+			select {
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		next(w, r)
+	})
+}
+
+// deniedBody is the JSON of a 429.
+type deniedBody struct {
+	Error             string `json:"error"`
+	Status            int    `json:"status"`
+	Algorithm         string `json:"algorithm"`
+	Policy            string `json:"policy"`
+	RetryAfterSeconds int64  `json:"retry_after_seconds"`
+}
+
+// limiterFailed decides a request whose check failed, by the fail mode, and logs the
+// first failure of an outage.
+func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg string, err error, next http.HandlerFunc) {
+	a.metrics.limiterErrs.WithLabelValues(alg).Inc()
+	mode := a.cfg.OnLimiterError
+	if a.down.CompareAndSwap(false, true) {
+		what := "serving requests unlimited (--on-redis-error open)"
+		if mode == FailClosed {
+			what = "answering 503 (--on-redis-error closed)"
+		}
+		a.log.Warn("rate limiter unavailable; "+what+" until Redis answers again",
+			"algorithm", alg, "err", redisconn.Explain(err, "for the rate limiter"), "budget", a.cfg.CheckTimeout)
+	}
+	if mode == FailClosed {
+		a.metrics.failModes.WithLabelValues(string(FailClosed)).Inc()
+		a.metrics.requests.WithLabelValues(route, decisionFailClosed, alg).Inc()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "the rate limiter is unavailable and this server fails closed; retry later")
+		return
+	}
+	a.metrics.failModes.WithLabelValues(string(FailOpen)).Inc()
+	a.metrics.requests.WithLabelValues(route, decisionFailOpen, alg).Inc()
+	next(w, r)
+}
+
+// limiterRecovered logs the end of an outage.
+func (a *API) limiterRecovered() {
+	if a.down.Load() && a.down.CompareAndSwap(true, false) {
+		a.log.Info("rate limiter available again; limits apply")
+	}
+}
+
+// setRateLimitHeaders writes the IETF draft headers (draft-ietf-httpapi-ratelimit-headers)
+// and the older X-RateLimit-* ones. Reset is in seconds from now: until a denied
+// request may retry, or until the client's state is fresh again.
+func setRateLimitHeaders(h http.Header, name string, p algorithms.Policy, d algorithms.Decision) {
+	reset := ceilSeconds(d.ResetAfter)
+	if !d.Allowed {
+		reset = ceilSeconds(d.RetryAfter)
+	}
+	limit := strconv.FormatInt(d.Limit, 10)
+	remaining := strconv.FormatInt(d.Remaining, 10)
+	resetS := strconv.FormatInt(reset, 10)
+	h.Set("RateLimit-Policy", strconv.Quote(name)+";q="+limit+";w="+strconv.FormatInt(ceilSeconds(p.Window), 10))
+	h.Set("RateLimit", strconv.Quote(name)+";r="+remaining+";t="+resetS)
+	h.Set("X-RateLimit-Limit", limit)
+	h.Set("X-RateLimit-Remaining", remaining)
+	h.Set("X-RateLimit-Reset", resetS)
+}
+
+// ceilSeconds rounds d up to whole seconds, at least 1 for any positive d.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}

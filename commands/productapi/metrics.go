@@ -1,0 +1,75 @@
+package productapi
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are one API's collectors, registered on Config.Registerer and
+// unregistered by Close.
+type metrics struct {
+	requests     *prometheus.CounterVec
+	checkSeconds *prometheus.HistogramVec
+	limiterErrs  *prometheus.CounterVec
+	failModes    *prometheus.CounterVec
+	cacheHits    *prometheus.CounterVec
+	all          []prometheus.Collector
+}
+
+func newMetrics(backend *Backend, stats func() (local, redis, misses, waits int64)) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ratelab_http_requests_total",
+			Help: "Requests to the Product API by route, rate-limit decision (allowed, denied, fail-open, fail-closed, unlimited, rejected) and algorithm.",
+		}, []string{"route", "decision", "algorithm"}),
+		checkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ratelab_limiter_check_seconds",
+			Help:    "Time of one rate-limiter check, errors and timeouts included.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"algorithm"}),
+		limiterErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ratelab_limiter_errors_total",
+			Help: "Rate-limiter checks that failed or ran out of their time budget.",
+		}, []string{"algorithm"}),
+		failModes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ratelab_limiter_fail_total",
+			Help: "Requests decided by --on-redis-error after a failed check: mode open (served) or closed (503).",
+		}, []string{"mode"}),
+	}
+	m.all = []prometheus.Collector{m.requests, m.checkSeconds, m.limiterErrs, m.failModes}
+	if backend != nil {
+		m.all = append(m.all, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ratelab_backend_calls_total",
+			Help: "Reads from the slow product backend (shared by every node of one process).",
+		}, func() float64 { return float64(backend.Calls()) }))
+	}
+	if stats != nil {
+		hits := prometheus.NewDesc("ratelab_cache_hits_total", "Product reads answered by a cache tier (local or redis).", []string{"tier"}, nil)
+		misses := prometheus.NewDesc("ratelab_cache_misses_total", "Product reads that found no cached value and filled the cache from the backend.", nil, nil)
+		waits := prometheus.NewDesc("ratelab_cache_fill_lock_waits_total", "Product reads that waited for another node's fill instead of calling the backend.", nil, nil)
+		m.all = append(m.all, collectorFunc{
+			descs: []*prometheus.Desc{hits, misses, waits},
+			collect: func(ch chan<- prometheus.Metric) {
+				local, redis, miss, wait := stats()
+				ch <- prometheus.MustNewConstMetric(hits, prometheus.CounterValue, float64(local), "local")
+				ch <- prometheus.MustNewConstMetric(hits, prometheus.CounterValue, float64(redis), "redis")
+				ch <- prometheus.MustNewConstMetric(misses, prometheus.CounterValue, float64(miss))
+				ch <- prometheus.MustNewConstMetric(waits, prometheus.CounterValue, float64(wait))
+			},
+		})
+	}
+	return m
+}
+
+// collectorFunc turns a function into a prometheus.Collector of fixed descriptions.
+type collectorFunc struct {
+	descs   []*prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

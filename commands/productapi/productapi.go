@@ -1,0 +1,377 @@
+// Package productapi is the Product API that ratelab serve runs and ratelab hammer
+// runs in process: GET /products/{id} read through a cache from a deliberately slow
+// backend, PUT /products/{id} and DELETE /products/{id}/cache to change and
+// invalidate, /metrics and /healthz, all behind a rate-limiting middleware keyed by
+// client IP or API key.
+//
+// Several APIs can live in one process (hammer's nodes): each takes its own
+// prometheus.Registerer and logger, and may share a Backend (so backend calls are
+// counted across nodes) and a Redis with the others.
+package productapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/commands/cache"
+)
+
+// The routes, as ServeMux patterns; they are also the route label of the metrics.
+const (
+	RouteGetProduct = "GET /products/{id}"
+	RoutePutProduct = "PUT /products/{id}"
+	RouteInvalidate = "DELETE /products/{id}/cache"
+	RouteMetrics    = "GET /metrics"
+	RouteHealth     = "GET /healthz"
+)
+
+// Class groups routes for per-route rate-limit rules.
+type Class string
+
+// The route classes.
+const (
+	// ClassRead is GET /products/{id}.
+	ClassRead Class = "read"
+	// ClassWrite is PUT /products/{id} and DELETE /products/{id}/cache.
+	ClassWrite Class = "write"
+)
+
+// ParseClass checks a route class name.
+func ParseClass(s string) (Class, error) {
+	switch c := Class(s); c {
+	case ClassRead, ClassWrite:
+		return c, nil
+	}
+	return "", fmt.Errorf("route class %q: choose %q (GET /products/{id}) or %q (PUT /products/{id}, DELETE /products/{id}/cache)",
+		s, ClassRead, ClassWrite)
+}
+
+// FailMode is what the middleware does when a limiter check fails (Redis down or
+// too slow for the check's time budget).
+type FailMode string
+
+// The fail modes.
+const (
+	// FailOpen serves the request unlimited.
+	FailOpen FailMode = "open"
+	// FailClosed answers 503.
+	FailClosed FailMode = "closed"
+)
+
+// ParseFailMode checks an --on-redis-error value.
+func ParseFailMode(s string) (FailMode, error) {
+	switch m := FailMode(s); m {
+	case FailOpen, FailClosed:
+		return m, nil
+	}
+	return "", fmt.Errorf("on-redis-error %q: choose %q (serve unlimited) or %q (answer 503)", s, FailOpen, FailClosed)
+}
+
+// DefaultCheckTimeout is a limiter check's time budget when Config.CheckTimeout is 0.
+const DefaultCheckTimeout = 50 * time.Millisecond
+
+// Cache is the read-through cache the API reads products through; *cache.Cache
+// implements it. Values are a product's JSON.
+type Cache interface {
+	// Get returns the value for id, calling load on a miss.
+	Get(ctx context.Context, id string, load cache.Loader) (cache.Result, error)
+	// Invalidate drops id from every tier on every node.
+	Invalidate(ctx context.Context, id string) error
+	// Stats counts hits, misses and waits.
+	Stats() cache.Stats
+}
+
+// Config is everything an API is made of. Backend is required; the rest has defaults.
+type Config struct {
+	// Backend is the slow system of record. Nodes of one process may share one.
+	Backend *Backend
+	// Cache is the product cache; nil means every GET reads the backend.
+	Cache Cache
+	// Limiter rate-limits every product route without a rule of its own; nil means no
+	// limit. Callers build it (algorithms.NewRedis or NewLocal) and may wrap it.
+	Limiter algorithms.Limiter
+	// Rules are limiters for one class of routes, in place of Limiter (e.g. writes
+	// stricter than reads). Two limiters of the same algorithm and policy share state.
+	Rules map[Class]algorithms.Limiter
+	// KeyBy says what identifies a client; empty means KeyByIP.
+	KeyBy KeyBy
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed (see ClientIP).
+	TrustedProxies []netip.Prefix
+	// CheckTimeout is the time budget of one limiter check; 0 means DefaultCheckTimeout.
+	CheckTimeout time.Duration
+	// OnLimiterError decides requests whose check failed; empty means FailOpen.
+	OnLimiterError FailMode
+	// Health reports whether Redis is reachable, for /healthz; nil means no Redis to check.
+	Health func(ctx context.Context) error
+	// Registerer receives the API's metrics; nil means a registry of the API's own.
+	// Several APIs in one process need separate registries, or one wrapped per node
+	// (prometheus.WrapRegistererWith).
+	Registerer prometheus.Registerer
+	// Gatherer is what /metrics serves; nil means Registerer when it is a Gatherer
+	// (as *prometheus.Registry is), else /metrics is not served.
+	Gatherer prometheus.Gatherer
+	// Logger receives the API's logs; nil means none.
+	Logger *slog.Logger
+}
+
+// API is one node of the Product API.
+type API struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	reg     prometheus.Registerer
+	mux     *http.ServeMux
+	// down is set while limiter checks fail, so an outage is logged once, not per request.
+	down atomic.Bool
+}
+
+// New builds an API from cfg and registers its metrics.
+func New(cfg Config) (*API, error) {
+	if cfg.Backend == nil {
+		return nil, errors.New("productapi: Config.Backend is required")
+	}
+	if cfg.KeyBy == "" {
+		cfg.KeyBy = KeyByIP
+	}
+	if _, err := ParseKeyBy(string(cfg.KeyBy)); err != nil {
+		return nil, fmt.Errorf("productapi: %w", err)
+	}
+	if cfg.OnLimiterError == "" {
+		cfg.OnLimiterError = FailOpen
+	}
+	if _, err := ParseFailMode(string(cfg.OnLimiterError)); err != nil {
+		return nil, fmt.Errorf("productapi: %w", err)
+	}
+	for c := range cfg.Rules {
+		if _, err := ParseClass(string(c)); err != nil {
+			return nil, fmt.Errorf("productapi: rule: %w", err)
+		}
+	}
+	if cfg.CheckTimeout < 0 {
+		return nil, fmt.Errorf("productapi: check timeout %s is negative", cfg.CheckTimeout)
+	}
+	if cfg.CheckTimeout == 0 {
+		cfg.CheckTimeout = DefaultCheckTimeout
+	}
+	if cfg.Registerer == nil {
+		r := prometheus.NewRegistry()
+		cfg.Registerer = r
+		if cfg.Gatherer == nil {
+			cfg.Gatherer = r
+		}
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer, _ = cfg.Registerer.(prometheus.Gatherer)
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, reg: cfg.Registerer}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	var stats func() (int64, int64, int64, int64)
+	if cfg.Cache != nil {
+		stats = func() (int64, int64, int64, int64) {
+			s := cfg.Cache.Stats()
+			return s.LocalHits, s.RedisHits + s.NegativeHits, s.Misses, s.LockWaits
+		}
+	}
+	a.metrics = newMetrics(cfg.Backend, stats)
+	for i, c := range a.metrics.all {
+		if err := a.reg.Register(c); err != nil {
+			for _, done := range a.metrics.all[:i] {
+				a.reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("productapi: registering metrics: %w; give each API its own registry", err)
+		}
+	}
+	a.routes()
+	return a, nil
+}
+
+// Handler is the API's HTTP handler.
+func (a *API) Handler() http.Handler { return a.mux }
+
+// Close unregisters the API's metrics. The backend, cache and limiters belong to the
+// caller, who closes them.
+func (a *API) Close() error {
+	for _, c := range a.metrics.all {
+		a.reg.Unregister(c)
+	}
+	return nil
+}
+
+func (a *API) routes() {
+	a.mux = http.NewServeMux()
+	a.mux.Handle(RouteGetProduct, a.limited(RouteGetProduct, ClassRead, a.getProduct))
+	a.mux.Handle(RoutePutProduct, a.limited(RoutePutProduct, ClassWrite, a.putProduct))
+	a.mux.Handle(RouteInvalidate, a.limited(RouteInvalidate, ClassWrite, a.invalidate))
+	if a.cfg.Gatherer != nil {
+		a.mux.Handle(RouteMetrics, promhttp.HandlerFor(a.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	a.mux.HandleFunc(RouteHealth, a.health)
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such route: %s %s; try GET /products/{id}", r.Method, truncate(r.URL.Path, 80))
+	})
+}
+
+// maxBody bounds a PUT body.
+const maxBody = 64 << 10
+
+func (a *API) getProduct(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := cache.ValidateID(id); err != nil {
+		writeError(w, http.StatusBadRequest, "product id: %v", err)
+		return
+	}
+	body, source, err := a.read(r.Context(), id)
+	switch {
+	case errors.Is(err, cache.ErrNotFound):
+		w.Header().Set("X-Cache", string(source))
+		writeError(w, http.StatusNotFound, "product %q does not exist", id)
+		return
+	case r.Context().Err() != nil:
+		return // the client is gone
+	case err != nil:
+		a.log.Error("reading a product failed", "id", id, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "product %q cannot be read right now; retry later", id)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Cache", string(source))
+	_, _ = w.Write(body)
+}
+
+// read returns a product's JSON through the cache, if there is one.
+func (a *API) read(ctx context.Context, id string) ([]byte, cache.Source, error) {
+	load := func(ctx context.Context, id string) ([]byte, error) {
+		p, err := a.cfg.Backend.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		return append(b, '\n'), nil
+	}
+	if a.cfg.Cache == nil {
+		b, err := load(ctx, id)
+		return b, cache.FromLoad, err
+	}
+	res, err := a.cfg.Cache.Get(ctx, id, load)
+	return res.Value, res.Source, err
+}
+
+func (a *API) putProduct(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := cache.ValidateID(id); err != nil {
+		writeError(w, http.StatusBadRequest, "product id: %v", err)
+		return
+	}
+	var c Change
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", maxBody)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "the body must be JSON such as {\"price\": 9.99} (fields name, description, price): %v", err)
+		return
+	}
+	if c.Price != nil && (*c.Price < 0 || *c.Price > 1e9) {
+		writeError(w, http.StatusBadRequest, "price %v: it must be between 0 and 1e9", *c.Price)
+		return
+	}
+	p, err := a.cfg.Backend.Put(r.Context(), id, c)
+	if errors.Is(err, cache.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "product %q does not exist", id)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "product %q cannot be changed right now; retry later", id)
+		return
+	}
+	if !a.invalidateCache(w, r.Context(), id, "changed") {
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (a *API) invalidate(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := cache.ValidateID(id); err != nil {
+		writeError(w, http.StatusBadRequest, "product id: %v", err)
+		return
+	}
+	if !a.invalidateCache(w, r.Context(), id, "kept") {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id, "invalidated": "true"})
+}
+
+// invalidateCache invalidates id and answers the error itself when that fails.
+func (a *API) invalidateCache(w http.ResponseWriter, ctx context.Context, id, backendState string) bool {
+	if a.cfg.Cache == nil {
+		return true
+	}
+	err := a.cfg.Cache.Invalidate(ctx, id)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, cache.ErrUnconfirmed):
+		// Redis no longer holds the old value; a node that did not confirm has lost its
+		// subscription (and with it its local tier) or is about to.
+		a.log.Warn("invalidation not confirmed by every node", "id", id, "err", err)
+		return true
+	}
+	a.log.Error("invalidating a product failed", "id", id, "err", err)
+	writeError(w, http.StatusServiceUnavailable, "product %q was %s, but its cache could not be invalidated (%v); retry", id, backendState, err)
+	return false
+}
+
+func (a *API) health(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Health == nil {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "redis": "not used"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := a.cfg.Health(ctx); err != nil {
+		// Failing open, the API still serves without Redis: degraded, not down.
+		code := http.StatusOK
+		if a.cfg.OnLimiterError == FailClosed {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]string{"status": "degraded", "redis": "unreachable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "redis": "ok"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// errorBody is every error response's JSON.
+type errorBody struct {
+	Error  string `json:"error"`
+	Status int    `json:"status"`
+}
+
+func writeError(w http.ResponseWriter, code int, format string, args ...any) {
+	writeJSON(w, code, errorBody{Error: fmt.Sprintf(format, args...), Status: code})
+}
