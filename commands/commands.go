@@ -14,6 +14,10 @@ const (
 	ExitFailure   = 1 // the command failed: Redis unreachable, a server error
 	ExitUsage     = 2 // bad flags or arguments
 	ExitThreshold = 3 // a --max-*/--min-* threshold was missed
+
+	ExitMissing     = 4 // inspect: the key does not exist
+	ExitForeign     = 5 // inspect: the key is not ratelab's (not under --prefix)
+	ExitUndecodable = 6 // inspect: the key is under --prefix, but not of a form or content ratelab writes
 )
 
 // IO is the streams a command writes to. Nothing else in ratelab writes to a terminal.
