@@ -89,6 +89,13 @@ so it works on a machine with nothing installed.` + "\n" + exitStatusHelp,
 		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Without a subcommand ratelab shows its help; an unknown word is bad usage, not help.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return commands.Usagef("unknown command %q for \"ratelab\"", args[0])
+			}
+			return cmd.Help()
+		},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := algorithms.NewKeyspace(g.Prefix); err != nil {
 				return commands.Usagef("--prefix: %v", err)

@@ -57,8 +57,17 @@ type Options struct {
 	DialTimeout time.Duration
 }
 
+// quietLogger drops go-redis's own log lines (pool dial failures and the like):
+// ratelab reports Redis trouble itself, once and in words, never as raw lines on stderr.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+var silenceOnce sync.Once
+
 // Open connects to rawURL (empty: the embedded Redis) and checks the server answers.
 func Open(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
+	silenceOnce.Do(func() { redis.SetLogger(quietLogger{}) })
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 3 * time.Second
 	}

@@ -115,7 +115,7 @@ func StartServer(t testing.TB, extra ...string) *Server {
 	RequireServer(t)
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port := freePort(t)
+		port := FreePort(t)
 		s := &Server{Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir(), t: t}
 		s.args = append([]string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.dir,
@@ -155,7 +155,8 @@ func (s *Server) Start() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
-		if err == nil {
+		// A server with a password answers NOAUTH: it is up.
+		if err == nil || strings.HasPrefix(err.Error(), "NOAUTH") {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -240,7 +241,9 @@ func Cluster(t testing.TB) Backend {
 	return Backend{Name: "cluster", Client: cc, Addrs: addrs}
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a loopback TCP port that was free a moment ago, and whose cluster
+// bus port (port+10000) exists.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	for {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
