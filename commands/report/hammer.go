@@ -1,0 +1,199 @@
+// Package report renders ratelab's results: terminal tables, JSON and markdown. It is
+// the only code in ratelab that formats output; it reads result structs and writes
+// to the writer it is given.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ratelab/ratelab/scenario"
+)
+
+// HammerSchemaVersion is the version of the hammer JSON schema (docs/report-schema.md).
+// Fields are only ever added; a rename or a change of meaning would be a new version.
+const HammerSchemaVersion = 1
+
+// Hammer is the report of one `ratelab hammer` run. Its JSON is the stable schema
+// documented in docs/report-schema.md.
+type Hammer struct {
+	SchemaVersion int `json:"schema_version"`
+	// Backend is "embedded" or the Redis URL without its password, or "targets" when
+	// running ratelab serve processes were hammered.
+	Backend string `json:"backend"`
+	// Embedded reports that the backend is the in-process Redis, whose latency is not
+	// representative of a real server.
+	Embedded bool `json:"embedded"`
+	// Nodes is how many API nodes shared the traffic, round robin.
+	Nodes int `json:"nodes"`
+	// Store is "redis" (one shared limit) or "local" (one limiter per node).
+	Store string `json:"store"`
+	// Targets are the URLs hammered with --target; empty for in-process nodes.
+	Targets []string `json:"targets,omitempty"`
+	Pattern string   `json:"pattern"`
+	IPs     int      `json:"ips"`
+	// Products is how many distinct products were requested, with Zipf popularity.
+	Products int `json:"products"`
+	// TargetRPS is the requested arrival rate; AchievedRPS what was sent, over every run.
+	TargetRPS   float64 `json:"target_rps"`
+	AchievedRPS float64 `json:"achieved_rps"`
+	// Sent is every request sent, over every run.
+	Sent int64 `json:"sent"`
+	// LateSends counts requests sent more than LateAfterUs after their intended time.
+	LateSends     int64   `json:"late_sends"`
+	LateSendRatio float64 `json:"late_send_ratio"`
+	LateAfterUs   int64   `json:"late_after_us"`
+	Seed          uint64  `json:"seed"`
+	// DurationMs is each algorithm's run.
+	DurationMs float64 `json:"duration_ms"`
+	// Workers bounds the requests in flight.
+	Workers int `json:"workers"`
+	// Interrupted reports a run stopped early (Ctrl-C); the figures cover what was sent.
+	Interrupted bool        `json:"interrupted"`
+	Cache       Cache       `json:"cache"`
+	Algorithms  []Algorithm `json:"algorithms"`
+	// Thresholds are the --max-*/--min-* checks and their outcome.
+	Thresholds []Threshold `json:"thresholds,omitempty"`
+}
+
+// Cache is what the product cache did over every run.
+type Cache struct {
+	// Hits are answers from a cache tier (local, Redis, or a fill another request made).
+	Hits     int64   `json:"hits"`
+	Misses   int64   `json:"misses"`
+	HitRatio float64 `json:"hit_ratio"`
+	// BackendCalls are reads of the slow backend.
+	BackendCalls  int64 `json:"backend_calls"`
+	LocalHits     int64 `json:"local_hits"`
+	RedisHits     int64 `json:"redis_hits"`
+	FillLockWaits int64 `json:"fill_lock_waits"`
+}
+
+// Algorithm is one algorithm's run on the shared schedule.
+type Algorithm struct {
+	Name     string  `json:"name"`
+	Limit    int64   `json:"limit"`
+	WindowMs float64 `json:"window_ms"`
+	Burst    int64   `json:"burst"`
+	Sent     int64   `json:"sent"`
+	Allowed  int64   `json:"allowed"`
+	Denied   int64   `json:"denied"`
+	// Errors are requests that failed: no answer, or an answer other than 200 or 429.
+	Errors int64 `json:"errors"`
+	// FailOpen counts checks that failed (Redis unreachable) while the node served the
+	// request anyway; they are among Allowed.
+	FailOpen int64 `json:"fail_open"`
+	// Cancelled are requests cut short when the run stopped.
+	Cancelled         int64   `json:"cancelled"`
+	AllowedPerSecond  float64 `json:"allowed_per_second"`
+	AchievedRPS       float64 `json:"achieved_rps"`
+	LateSends         int64   `json:"late_sends"`
+	PeakInWindow      int64   `json:"peak_in_window"`
+	PeakInTenthWindow int64   `json:"peak_in_tenth_window"`
+	// ExpectedMaxInWindow is the algorithm's worst case for one identity in any window
+	// (times the nodes, for a local store).
+	ExpectedMaxInWindow int64           `json:"expected_max_in_window"`
+	BurstRatio          float64         `json:"burst_ratio"`
+	CheckLatencyUs      CheckLatency    `json:"check_latency_us"`
+	E2ELatencyUs        E2ELatency      `json:"e2e_latency_us"`
+	Timeline            *Timeline       `json:"timeline,omitempty"`
+	Interrupted         bool            `json:"interrupted,omitempty"`
+	Checks              scenario.Checks `json:"checks"`
+}
+
+// CheckLatency is the time of the limiter call alone, in microseconds.
+type CheckLatency struct {
+	Count int64 `json:"count"`
+	P50   int64 `json:"p50"`
+	P90   int64 `json:"p90"`
+	P99   int64 `json:"p99"`
+	P999  int64 `json:"p999"`
+	Max   int64 `json:"max"`
+}
+
+// E2ELatency is the time from a request's intended send time to its answer, in microseconds.
+type E2ELatency struct {
+	P50  int64 `json:"p50"`
+	P90  int64 `json:"p90"`
+	P99  int64 `json:"p99"`
+	P999 int64 `json:"p999"`
+	Max  int64 `json:"max"`
+}
+
+// Timeline is admitted requests per tenth of a window around one window edge, for one identity.
+type Timeline struct {
+	Identity string `json:"identity"`
+	// EdgeOffsetMs is the edge's time from the start of the run.
+	EdgeOffsetMs float64 `json:"edge_offset_ms"`
+	BucketMs     float64 `json:"bucket_ms"`
+	// Counts are one window before the edge, then one window after it.
+	Counts []int64 `json:"counts"`
+}
+
+// Threshold is one --max-*/--min-* check.
+type Threshold struct {
+	// Name is the flag, e.g. "max-burst-ratio".
+	Name string `json:"name"`
+	// Subject is what was measured: an algorithm's name, or "run".
+	Subject string  `json:"subject"`
+	Limit   float64 `json:"limit"`
+	Value   float64 `json:"value"`
+	OK      bool    `json:"ok"`
+}
+
+// Missed lists the thresholds that were not met.
+func (h *Hammer) Missed() []Threshold {
+	var out []Threshold
+	for _, t := range h.Thresholds {
+		if !t.OK {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// DescribeMissed says which thresholds were missed, in one line, for the error message.
+func DescribeMissed(missed []Threshold) string {
+	parts := make([]string, len(missed))
+	for i, t := range missed {
+		parts[i] = describeThreshold(t)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func describeThreshold(t Threshold) string {
+	op := "≤"
+	if strings.HasPrefix(t.Name, "min-") {
+		op = "≥"
+	}
+	val, lim := trimFloat(t.Value), trimFloat(t.Limit)
+	if t.Name == "max-check-p99" {
+		val, lim = micros(int64(t.Value)), micros(int64(t.Limit))
+	}
+	return fmt.Sprintf("--%s: %s %s, want %s %s", t.Name, t.Subject, val, op, lim)
+}
+
+// Formats lists the output formats, the default first.
+func Formats() []string { return []string{"table", "json", "markdown"} }
+
+// WriteHammer renders h in format (table, json or markdown) to w.
+func WriteHammer(w io.Writer, format string, h *Hammer) error {
+	switch format {
+	case "json":
+		return HammerJSON(w, h)
+	case "markdown":
+		return HammerMarkdown(w, h)
+	case "table", "":
+		return HammerTable(w, h)
+	}
+	return fmt.Errorf("output format %q: choose one of %s", format, strings.Join(Formats(), ", "))
+}
+
+// HammerJSON writes h as indented JSON.
+func HammerJSON(w io.Writer, h *Hammer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(h)
+}

@@ -1,0 +1,226 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// HammerTable writes h for a terminal: the run, what each algorithm let through, its
+// latency, the cache, the timeline chart and the thresholds.
+func HammerTable(w io.Writer, h *Hammer) error {
+	return writeHammer(w, h, false)
+}
+
+// HammerMarkdown writes h as markdown: the same sections, tables as markdown tables
+// and the timeline in a code block.
+func HammerMarkdown(w io.Writer, h *Hammer) error {
+	return writeHammer(w, h, true)
+}
+
+func writeHammer(w io.Writer, h *Hammer, md bool) error {
+	ew := &errWriter{w: w}
+	heading := func(s string) {
+		if md {
+			fmt.Fprintf(ew, "\n## %s\n\n", s)
+		} else {
+			fmt.Fprintf(ew, "\n%s\n", s)
+		}
+	}
+	if md {
+		fmt.Fprintf(ew, "# ratelab hammer\n\n")
+	}
+	writeRun(ew, h, md)
+
+	heading("What got through (same traffic for every algorithm; peaks are for one identity, by Redis server time)")
+	t := newTable(ew, md, []string{"algorithm", "policy", "sent", "allowed", "denied", "errors", "allowed/s",
+		"peak in W", "peak in W/10", "worst case", "burst ratio"}, 2)
+	for _, a := range h.Algorithms {
+		errs := strconv.FormatInt(a.Errors, 10)
+		if a.FailOpen > 0 {
+			errs += fmt.Sprintf(" (+%d fail-open)", a.FailOpen)
+		}
+		_ = t.Append([]string{a.Name, policy(a), count(a.Sent), count(a.Allowed), count(a.Denied), errs,
+			strconv.FormatFloat(a.AllowedPerSecond, 'f', 1, 64), count(a.PeakInWindow), count(a.PeakInTenthWindow),
+			count(a.ExpectedMaxInWindow), strconv.FormatFloat(a.BurstRatio, 'f', 2, 64)})
+	}
+	renderTable(ew, t)
+
+	heading(latencyHeading(h))
+	t = newTable(ew, md, []string{"algorithm", "check p50", "p90", "p99", "p99.9", "max", "e2e p50", "e2e p99", "e2e max"}, 1)
+	for _, a := range h.Algorithms {
+		c, e := a.CheckLatencyUs, a.E2ELatencyUs
+		row := []string{a.Name, micros(c.P50), micros(c.P90), micros(c.P99), micros(c.P999), micros(c.Max),
+			micros(e.P50), micros(e.P99), micros(e.Max)}
+		if c.Count == 0 {
+			for i := 1; i <= 5; i++ {
+				row[i] = "-"
+			}
+		}
+		_ = t.Append(row)
+	}
+	renderTable(ew, t)
+
+	if len(h.Targets) == 0 {
+		heading("Cache (every run)")
+		c := h.Cache
+		t = newTable(ew, md, []string{"hits", "local", "redis", "misses", "hit ratio", "backend calls", "fill-lock waits"}, 0)
+		_ = t.Append([]string{count(c.Hits), count(c.LocalHits), count(c.RedisHits), count(c.Misses),
+			strconv.FormatFloat(c.HitRatio, 'f', 3, 64), count(c.BackendCalls), count(c.FillLockWaits)})
+		renderTable(ew, t)
+	}
+
+	if tl := timelineChart(h); tl != "" {
+		heading(timelineHeading(h))
+		if md {
+			fmt.Fprintf(ew, "```\n%s```\n", tl)
+		} else {
+			fmt.Fprint(ew, tl)
+		}
+	}
+
+	if len(h.Thresholds) > 0 {
+		heading("Thresholds")
+		for _, th := range h.Thresholds {
+			mark := "ok    "
+			if !th.OK {
+				mark = "MISSED"
+			}
+			if md {
+				fmt.Fprintf(ew, "- %s %s\n", mark, describeThreshold(th))
+			} else {
+				fmt.Fprintf(ew, "  %s  %s\n", mark, describeThreshold(th))
+			}
+		}
+	}
+	return ew.err
+}
+
+func writeRun(w io.Writer, h *Hammer, md bool) {
+	backend := h.Backend
+	if h.Embedded {
+		backend += " (in-process Redis: latency not representative of a real server)"
+	}
+	nodes := fmt.Sprintf("%d in process, round robin, store %s", h.Nodes, h.Store)
+	switch {
+	case len(h.Targets) > 0:
+		nodes = fmt.Sprintf("%d running ratelab serve: %s", len(h.Targets), strings.Join(h.Targets, ", "))
+	case h.Store == "local":
+		nodes += " (a limiter per node: a client gets up to one limit per node)"
+	case h.Store == "redis":
+		nodes += " (one limit shared through Redis)"
+	}
+	late := fmt.Sprintf("%s of %s (%.2f%%) more than %s behind schedule", count(h.LateSends), count(h.Sent),
+		100*h.LateSendRatio, micros(h.LateAfterUs))
+	rows := [][2]string{
+		{"backend", backend},
+		{"nodes", nodes},
+		{"traffic", fmt.Sprintf("%s from %d identities, %d products (Zipf), seed %d", h.Pattern, h.IPs, h.Products, h.Seed)},
+		{"rate", fmt.Sprintf("target %s rps, achieved %s rps, %d workers", trimFloat(h.TargetRPS),
+			strconv.FormatFloat(h.AchievedRPS, 'f', 1, 64), h.Workers)},
+		{"late sends", late},
+		{"duration", fmt.Sprintf("%s per algorithm, %d algorithms", millis(h.DurationMs), len(h.Algorithms))},
+	}
+	if h.Interrupted {
+		rows = append(rows, [2]string{"interrupted", "yes: stopped early; the figures cover what was sent"})
+	}
+	if md {
+		for _, r := range rows {
+			fmt.Fprintf(w, "- **%s**: %s\n", r[0], r[1])
+		}
+		return
+	}
+	fmt.Fprintln(w, "ratelab hammer")
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-12s %s\n", r[0], r[1])
+	}
+}
+
+func latencyHeading(h *Hammer) string {
+	s := "Latency: check = the limiter call alone; e2e = from each request's intended send time to its answer"
+	if len(h.Targets) > 0 {
+		s += " (checks run in the serve processes: only e2e is measured here)"
+	}
+	return s
+}
+
+// newTable makes a table with lower-case headers; columns from firstNumeric on are right-aligned.
+func newTable(w io.Writer, md bool, headers []string, firstNumeric int) *tablewriter.Table {
+	align := make([]tw.Align, len(headers))
+	for i := range align {
+		align[i] = tw.AlignLeft
+		if i >= firstNumeric {
+			align[i] = tw.AlignRight
+		}
+	}
+	var r tw.Renderer = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleLight)})
+	if md {
+		r = renderer.NewMarkdown()
+	}
+	t := tablewriter.NewTable(w,
+		tablewriter.WithRenderer(r),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithRowAutoWrap(tw.WrapNone),
+		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
+	)
+	t.Header(headers)
+	return t
+}
+
+func renderTable(ew *errWriter, t *tablewriter.Table) {
+	if err := t.Render(); err != nil && ew.err == nil {
+		ew.err = err
+	}
+}
+
+func policy(a Algorithm) string {
+	s := fmt.Sprintf("%d/%s", a.Limit, millis(a.WindowMs))
+	if a.Burst != a.Limit && a.Burst != 0 {
+		s += fmt.Sprintf(" b%d", a.Burst)
+	}
+	return s
+}
+
+// micros writes a latency in microseconds in a unit a reader takes in at a glance.
+func micros(us int64) string {
+	switch {
+	case us < 1000:
+		return strconv.FormatInt(us, 10) + "µs"
+	case us < 100_000:
+		return strconv.FormatFloat(float64(us)/1000, 'f', 2, 64) + "ms"
+	case us < 1_000_000:
+		return strconv.FormatFloat(float64(us)/1000, 'f', 0, 64) + "ms"
+	}
+	return strconv.FormatFloat(float64(us)/1e6, 'f', 2, 64) + "s"
+}
+
+func millis(ms float64) string {
+	return (time.Duration(ms * float64(time.Millisecond))).String()
+}
+
+func count(n int64) string { return strconv.FormatInt(n, 10) }
+
+func trimFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// errWriter keeps the first write error, so rendering code reads straight.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}

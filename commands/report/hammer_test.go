@@ -1,0 +1,148 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ratelab/ratelab/scenario"
+)
+
+func init() {
+	// Another file of this package's tests may define -update too; one flag serves both.
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite the golden files under testdata/")
+	}
+}
+
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if updating() {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./commands/report -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the output (go test ./commands/report -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func sampleHammer() *Hammer {
+	tl := func(before, after int64) *Timeline {
+		c := make([]int64, 20)
+		c[9], c[10], c[11] = before, after, 1
+		c[3] = 2
+		return &Timeline{Identity: "10.7.0.0", EdgeOffsetMs: 500, BucketMs: 50, Counts: c}
+	}
+	alg := func(name string, peak, bound int64, before, after int64) Algorithm {
+		return Algorithm{
+			Name: name, Limit: 10, WindowMs: 500, Burst: 10,
+			Sent: 3000, Allowed: 1400, Denied: 1590, Errors: 10, AllowedPerSecond: 466.7, AchievedRPS: 1000,
+			PeakInWindow: peak, PeakInTenthWindow: before, ExpectedMaxInWindow: bound, BurstRatio: float64(peak) / 10,
+			CheckLatencyUs: CheckLatency{Count: 3000, P50: 180, P90: 260, P99: 640, P999: 1320, Max: 2410},
+			E2ELatencyUs:   E2ELatency{P50: 420, P90: 700, P99: 1900, P999: 4000, Max: 12000},
+			Timeline:       tl(before, after),
+			Checks:         scenario.Checks{Allowed: 1400, Denied: 1590},
+		}
+	}
+	return &Hammer{
+		SchemaVersion: HammerSchemaVersion, Backend: "redis://127.0.0.1:6379", Nodes: 3, Store: "redis",
+		Pattern: "mixed", IPs: 50, Products: 40, TargetRPS: 1000, AchievedRPS: 999.8, Sent: 6000,
+		LateSends: 3, LateSendRatio: 0.0005, LateAfterUs: 1000, Seed: 1, DurationMs: 3000, Workers: 512,
+		Cache: Cache{Hits: 5900, Misses: 100, HitRatio: 0.983, BackendCalls: 100, LocalHits: 5000, RedisHits: 900, FillLockWaits: 4},
+		Algorithms: []Algorithm{
+			alg("fixed-window", 20, 20, 10, 10),
+			alg("sliding-log", 10, 10, 10, 0),
+		},
+		Thresholds: []Threshold{
+			{Name: "max-burst-ratio", Subject: "fixed-window", Limit: 1.5, Value: 2, OK: false},
+			{Name: "max-check-p99", Subject: "sliding-log", Limit: 1000, Value: 640, OK: true},
+		},
+	}
+}
+
+func TestHammerGolden(t *testing.T) {
+	for _, format := range Formats() {
+		t.Run(format, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := WriteHammer(&b, format, sampleHammer()); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "hammer."+format+".golden", b.Bytes())
+		})
+	}
+}
+
+func TestHammerJSONSchema(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	if err := HammerJSON(&b, sampleHammer()); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	// The documented, stable names (docs/report-schema.md): never renamed.
+	for _, k := range []string{"backend", "nodes", "store", "target_rps", "achieved_rps", "late_sends", "seed", "cache", "algorithms"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("top level lacks %q", k)
+		}
+	}
+	cache := m["cache"].(map[string]any)
+	for _, k := range []string{"hits", "misses", "hit_ratio", "backend_calls"} {
+		if _, ok := cache[k]; !ok {
+			t.Errorf("cache lacks %q", k)
+		}
+	}
+	alg := m["algorithms"].([]any)[0].(map[string]any)
+	for _, k := range []string{"name", "limit", "window_ms", "burst", "sent", "allowed", "denied", "errors", "peak_in_window",
+		"peak_in_tenth_window", "expected_max_in_window", "burst_ratio", "check_latency_us", "e2e_latency_us"} {
+		if _, ok := alg[k]; !ok {
+			t.Errorf("algorithm lacks %q", k)
+		}
+	}
+	for _, k := range []string{"p50", "p90", "p99", "p999", "max"} {
+		if _, ok := alg["check_latency_us"].(map[string]any)[k]; !ok {
+			t.Errorf("check_latency_us lacks %q", k)
+		}
+	}
+	for _, k := range []string{"p50", "p99"} {
+		if _, ok := alg["e2e_latency_us"].(map[string]any)[k]; !ok {
+			t.Errorf("e2e_latency_us lacks %q", k)
+		}
+	}
+}
+
+func TestHammerTableShowsTheBoundaryBurst(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	if err := HammerTable(&b, sampleHammer()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"fixed-window", "peak in W 20 = 2.00 L", "peak in W 10 = 1.00 L", "MISSED", "--max-burst-ratio: fixed-window 2, want ≤ 1.5"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the table lacks %q:\n%s", want, out)
+		}
+	}
+	if err := WriteHammer(&b, "yaml", sampleHammer()); err == nil {
+		t.Fatal("an unknown format was accepted")
+	}
+}
