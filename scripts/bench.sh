@@ -38,16 +38,27 @@ echo "## go test -bench (benchtime $benchtime, count $count, parallel over $RATE
 timeout 20m go test ./algorithms -run '^$' -bench '^BenchmarkRedis$' -benchtime "$benchtime" \
   -count "$count" -timeout 19m | tee "$out"
 echo
-# One row per benchmark line: algorithm, traffic, mode, and the metrics by unit.
+# One row per benchmark: algorithm, traffic, mode, and the median of each metric over
+# the COUNT runs.
 awk '
-  /^BenchmarkRedis\// {
-    split($1, part, "/"); mode = part[4]; sub(/-[0-9]+$/, "", mode)
-    for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
-    printf "| %s | %s | %s | %.0f | %.1f | %.1f | %.1f |\n", part[2], part[3], mode, m["checks/s"], m["p50-µs"], m["p99-µs"], m["allowed-%"]
+  function median(list,   v, n, i, j, t) {
+    n = split(list, v, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
   }
-  BEGIN {
+  /^BenchmarkRedis\// {
+    name = $1; sub(/-[0-9]+$/, "", name)
+    if (!(name in seen)) { seen[name] = 1; order[++rows] = name }
+    for (i = 3; i < NF; i += 2) val[name, $(i + 1)] = val[name, $(i + 1)] " " $i
+  }
+  END {
     print "| algorithm | traffic | mode | checks/s | p50 µs | p99 µs | allowed % |"
     print "|---|---|---|---:|---:|---:|---:|"
+    for (r = 1; r <= rows; r++) {
+      split(order[r], part, "/"); n = order[r]
+      printf "| %s | %s | %s | %.0f | %.1f | %.1f | %.1f |\n", part[2], part[3], part[4],
+        median(val[n, "checks/s"]), median(val[n, "p50-µs"]), median(val[n, "p99-µs"]), median(val[n, "allowed-%"])
+    }
   }' "$out"
 echo "uptime after go test -bench: $(uptime)"
 echo
