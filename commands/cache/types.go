@@ -75,14 +75,23 @@ type Result struct {
 
 // Stats counts what a cache did since it was made.
 type Stats struct {
-	LocalHits     int64 `json:"local_hits"`
-	RedisHits     int64 `json:"redis_hits"`
-	NegativeHits  int64 `json:"negative_hits"`
-	Misses        int64 `json:"misses"`
-	Loads         int64 `json:"loads"`
-	LockWaits     int64 `json:"lock_waits"`
+	// LocalHits and RedisHits are reads answered by a tier without a load.
+	LocalHits int64 `json:"local_hits"`
+	RedisHits int64 `json:"redis_hits"`
+	// NegativeHits are reads answered "not found" from the Redis tier.
+	NegativeHits int64 `json:"negative_hits"`
+	// Misses are reads that took the fill lock and loaded the value.
+	Misses int64 `json:"misses"`
+	// Loads are calls of the Loader: fills, and reads while Redis was unusable.
+	Loads int64 `json:"loads"`
+	// LockWaits are reads that waited for another node's fill instead of loading.
+	LockWaits int64 `json:"lock_waits"`
+	// RejectedFills are fills not written because the id was invalidated meanwhile.
 	RejectedFills int64 `json:"rejected_fills"`
+	// Invalidations are calls of Invalidate on this cache.
 	Invalidations int64 `json:"invalidations"`
-	LocalDrops    int64 `json:"local_drops"`
-	RedisErrors   int64 `json:"redis_errors"`
+	// LocalDrops are times the whole local tier was dropped on losing the subscription.
+	LocalDrops int64 `json:"local_drops"`
+	// RedisErrors are Redis calls that failed or timed out.
+	RedisErrors int64 `json:"redis_errors"`
 }
