@@ -1,0 +1,432 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/olekukonko/tablewriter"
+
+	"github.com/ratelab/ratelab/algorithms"
+)
+
+// InspectSchemaVersion is the version of the JSON that `ratelab inspect --output json`
+// writes (documented in the README). Fields are only ever added.
+const InspectSchemaVersion = 1
+
+// InspectKey is one key as `ratelab inspect KEY` shows it. Its JSON field names are
+// stable; durations inside State are in nanoseconds, as in a Decision.
+type InspectKey struct {
+	SchemaVersion int    `json:"schema_version,omitempty"`
+	Key           string `json:"key"`
+	// Kind is rl, product or lock.
+	Kind algorithms.Kind `json:"kind"`
+	// Type is the Redis type of the key: hash, zset, string, …
+	Type string `json:"type"`
+	// TTLMillis is the key's time to live in milliseconds; -1 when it has none.
+	TTLMillis int64 `json:"ttl_ms"`
+	// TimeMicros is the Redis server's TIME when the key was read, the "now" of State.
+	TimeMicros int64 `json:"time_us"`
+
+	// Algorithm, Policy (as in the key name, e.g. 10r1s-b20) and Identity are set for limiter keys.
+	Algorithm string `json:"algorithm,omitempty"`
+	Policy    string `json:"policy,omitempty"`
+	Identity  string `json:"identity,omitempty"`
+	// Hash and ZSet are the raw content of a limiter key.
+	Hash map[string]string    `json:"hash,omitempty"`
+	ZSet []algorithms.ZMember `json:"zset,omitempty"`
+	// State is the limiter's state at TimeMicros, decoded from the content.
+	State *algorithms.State `json:"state,omitempty"`
+
+	// ProductID is set for product and lock keys.
+	ProductID string `json:"product_id,omitempty"`
+	// Value is a string key's value: a cached product's JSON, or a lock's owner token.
+	Value *string `json:"value,omitempty"`
+	// Lock is the fill lock of a cached product.
+	Lock *InspectLock `json:"lock,omitempty"`
+
+	// Error says why the key could not be decoded, when it could not (--ip listings only;
+	// inspect KEY exits with status 6 instead).
+	Error string `json:"error,omitempty"`
+	// Summary is the key in words, as the text output shows it.
+	Summary string `json:"summary"`
+}
+
+// InspectLock is whether a cached product's fill lock is held.
+type InspectLock struct {
+	Key  string `json:"key"`
+	Held bool   `json:"held"`
+	// TTLMillis is the lock's time to live in milliseconds (-1: none), when held.
+	TTLMillis int64 `json:"ttl_ms,omitempty"`
+	// Owner is the lock's value, the token of the process that holds it.
+	Owner string `json:"owner,omitempty"`
+}
+
+// InspectIdentity is every limiter key of one identity (`ratelab inspect --ip`).
+type InspectIdentity struct {
+	SchemaVersion int          `json:"schema_version"`
+	Backend       string       `json:"backend"`
+	Prefix        string       `json:"prefix"`
+	Identity      string       `json:"identity"`
+	Keys          []InspectKey `json:"keys"`
+}
+
+// InspectSummary is what ratelab holds under a prefix (`ratelab inspect` without a key).
+type InspectSummary struct {
+	SchemaVersion int    `json:"schema_version"`
+	Backend       string `json:"backend"`
+	Prefix        string `json:"prefix"`
+	// Keys is how many keys are under the prefix.
+	Keys int64 `json:"keys"`
+	// ByKind counts keys per kind: rl, product, lock, and undecodable for keys under
+	// the prefix that are not of a form ratelab writes.
+	ByKind map[string]int64 `json:"by_kind"`
+	// ByAlgorithm counts limiter keys per algorithm.
+	ByAlgorithm map[string]int64 `json:"by_algorithm"`
+	// MemoryBytes is the total MEMORY USAGE of the keys; an estimate from
+	// MemorySampled keys when MemoryEstimated; -1 when the server cannot tell.
+	MemoryBytes     int64 `json:"memory_bytes"`
+	MemorySampled   int64 `json:"memory_sampled"`
+	MemoryEstimated bool  `json:"memory_estimated"`
+	// WithoutTTL counts the keys with no TTL; it must be 0. WithoutTTLKeys lists up
+	// to 100 of them.
+	WithoutTTL     int64    `json:"without_ttl"`
+	WithoutTTLKeys []string `json:"without_ttl_keys"`
+	// UndecodableKeys lists up to 100 of the keys counted as undecodable.
+	UndecodableKeys []string `json:"undecodable_keys"`
+}
+
+// InspectListLimit bounds the keys an InspectSummary lists by name.
+const InspectListLimit = 100
+
+// InspectFormats are the formats the inspect writers know.
+func InspectFormats() []string { return []string{"text", "json"} }
+
+// WriteInspectKey writes one key in format ("text" or "json").
+func WriteInspectKey(w io.Writer, format string, k InspectKey) error {
+	k.Summary = DescribeKey(k)
+	if format == "json" {
+		k.SchemaVersion = InspectSchemaVersion
+		return inspectJSON(w, k)
+	}
+	ew := &inspectErrWriter{w: w}
+	ew.printf("key      %s\n", k.Key)
+	ew.printf("type     %s\n", k.Type)
+	ew.printf("ttl      %s\n", inspectTTL(k.TTLMillis))
+	switch {
+	case k.Hash != nil:
+		ew.printf("content  %s\n", inspectHash(k.Hash))
+	case k.ZSet != nil:
+		ew.printf("content  %s", inspectZSet(k.ZSet, k.TimeMicros))
+	case k.Value != nil:
+		ew.printf("value    %s\n", inspectValue(*k.Value))
+	}
+	if k.Lock != nil {
+		ew.printf("lock     %s\n", inspectLockWords(*k.Lock))
+	}
+	ew.printf("state    %s\n", k.Summary)
+	return ew.err
+}
+
+// WriteInspectIdentity writes every limiter key of one identity in format.
+func WriteInspectIdentity(w io.Writer, format string, r InspectIdentity) error {
+	for i := range r.Keys {
+		r.Keys[i].Summary = DescribeKey(r.Keys[i])
+	}
+	if format == "json" {
+		r.SchemaVersion = InspectSchemaVersion
+		if r.Keys == nil {
+			r.Keys = []InspectKey{}
+		}
+		return inspectJSON(w, r)
+	}
+	if len(r.Keys) == 0 {
+		_, err := fmt.Fprintf(w, "no limiter keys for %s under %s: on %s\n", r.Identity, r.Prefix, r.Backend)
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "%d limiter keys for %s under %s: on %s\n", len(r.Keys), r.Identity, r.Prefix, r.Backend); err != nil {
+		return err
+	}
+	t := tablewriter.NewTable(w)
+	t.Header("key", "ttl", "state")
+	for _, k := range r.Keys {
+		if err := t.Append(k.Key, inspectTTL(k.TTLMillis), k.Summary); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
+// WriteInspectSummary writes a summary of the keys under a prefix in format.
+func WriteInspectSummary(w io.Writer, format string, s InspectSummary) error {
+	if format == "json" {
+		s.SchemaVersion = InspectSchemaVersion
+		if s.WithoutTTLKeys == nil {
+			s.WithoutTTLKeys = []string{}
+		}
+		if s.UndecodableKeys == nil {
+			s.UndecodableKeys = []string{}
+		}
+		return inspectJSON(w, s)
+	}
+	ew := &inspectErrWriter{w: w}
+	ew.printf("%d keys under %s: on %s\n", s.Keys, s.Prefix, s.Backend)
+	if s.Keys > 0 {
+		t := tablewriter.NewTable(w)
+		t.Header("kind", "algorithm", "keys")
+		for _, kind := range []string{string(algorithms.KindLimiter), string(algorithms.KindProduct), string(algorithms.KindLock), "undecodable"} {
+			n := s.ByKind[kind]
+			if n == 0 {
+				continue
+			}
+			if kind == string(algorithms.KindLimiter) {
+				names := algorithms.Names()
+				for a := range s.ByAlgorithm {
+					if algorithms.Lookup(a) != nil {
+						names = append(names, a)
+					}
+				}
+				for _, a := range names {
+					if s.ByAlgorithm[a] > 0 {
+						_ = t.Append(kind, a, strconv.FormatInt(s.ByAlgorithm[a], 10))
+					}
+				}
+				continue
+			}
+			_ = t.Append(kind, "", strconv.FormatInt(n, 10))
+		}
+		if ew.err == nil {
+			ew.err = t.Render()
+		}
+	}
+	switch {
+	case s.MemoryBytes < 0:
+		ew.printf("memory   unknown: the server does not answer MEMORY USAGE\n")
+	case s.MemoryEstimated:
+		ew.printf("memory   about %s (estimated from %d sampled keys)\n", inspectBytes(s.MemoryBytes), s.MemorySampled)
+	default:
+		ew.printf("memory   %s\n", inspectBytes(s.MemoryBytes))
+	}
+	if s.WithoutTTL == 0 {
+		ew.printf("no TTL   none (every key expires, as it must)\n")
+	} else {
+		ew.printf("\n!!! %d KEYS HAVE NO TTL: every key ratelab writes must expire. These never will:\n", s.WithoutTTL)
+		for _, k := range s.WithoutTTLKeys {
+			ew.printf("!!!   %s\n", k)
+		}
+		if more := s.WithoutTTL - int64(len(s.WithoutTTLKeys)); more > 0 {
+			ew.printf("!!!   … and %d more\n", more)
+		}
+		ew.printf("!!! Report this as a bug; `ratelab flush` deletes them.\n")
+	}
+	if n := s.ByKind["undecodable"]; n > 0 {
+		ew.printf("\n%d keys under %s: are not of a form ratelab writes (flush leaves them alone):\n", n, s.Prefix)
+		for _, k := range s.UndecodableKeys {
+			ew.printf("  %s\n", k)
+		}
+		if more := n - int64(len(s.UndecodableKeys)); more > 0 {
+			ew.printf("  … and %d more\n", more)
+		}
+	}
+	return ew.err
+}
+
+// DescribeKey is a key's state in words, e.g.
+// "fixed-window 10/1s for 10.0.0.7: 7 used, 3 left, window resets in 412 ms".
+func DescribeKey(k InspectKey) string {
+	switch {
+	case k.Error != "":
+		return "cannot decode: " + k.Error
+	case k.Kind == algorithms.KindProduct:
+		s := "cached product " + k.ProductID + ", expires in " + inspectTTL(k.TTLMillis)
+		if k.Lock != nil {
+			s += "; fill lock " + inspectLockWords(*k.Lock)
+		}
+		return s
+	case k.Kind == algorithms.KindLock:
+		return "fill lock of product " + k.ProductID + ", held for " + inspectTTL(k.TTLMillis) + " more"
+	case k.State == nil:
+		return "no state"
+	}
+	return DescribeState(*k.State, k.Identity)
+}
+
+// DescribeState is a limiter's state in words, for identity.
+func DescribeState(s algorithms.State, identity string) string {
+	head := s.Algorithm + " " + s.Policy.Describe()
+	if identity != "" {
+		head += " for " + identity
+	}
+	left := fmt.Sprintf("%d left", s.Remaining)
+	if s.Remaining == 0 {
+		left = "none left, next admitted in " + inspectDuration(s.RetryAfter)
+	}
+	var parts []string
+	switch s.Algorithm {
+	case algorithms.FixedWindow:
+		parts = append(parts, fmt.Sprintf("%s used", inspectNumber(s.Used)), left)
+		if !s.Fresh() {
+			parts = append(parts, "window resets in "+inspectDuration(s.ResetAfter))
+		}
+	case algorithms.SlidingLog:
+		parts = append(parts, fmt.Sprintf("%s admitted in the last %s", inspectNumber(s.Used), algorithms.FormatWindow(s.Policy.Window)))
+		if s.Remaining > 0 {
+			parts = append(parts, left)
+			if s.NextFree > 0 {
+				parts = append(parts, "next slot frees in "+inspectDuration(s.NextFree))
+			}
+		} else {
+			parts = append(parts, "none left, next slot frees in "+inspectDuration(s.NextFree))
+		}
+	case algorithms.SlidingCounter:
+		parts = append(parts, fmt.Sprintf("about %s in the last %s (%d in this window, %d in the one before)",
+			inspectNumber(s.Used), algorithms.FormatWindow(s.Policy.Window), s.Current, s.Previous), left)
+		if !s.Fresh() {
+			parts = append(parts, "clear in "+inspectDuration(s.ResetAfter))
+		}
+	case algorithms.TokenBucket:
+		parts = append(parts, fmt.Sprintf("%s tokens", inspectNumber(float64(s.Capacity)-s.Used)))
+		if s.Remaining == 0 {
+			parts = append(parts, "next token in "+inspectDuration(s.RetryAfter))
+		}
+		if s.Fresh() {
+			parts = append(parts, "full")
+		} else {
+			parts = append(parts, "full in "+inspectDuration(s.ResetAfter))
+		}
+	case algorithms.LeakyBucket:
+		parts = append(parts, fmt.Sprintf("%s queued", inspectNumber(s.Used)), left)
+		if s.Remaining > 0 && s.Delay > 0 {
+			parts = append(parts, "a request now waits "+inspectDuration(s.Delay))
+		}
+		if !s.Fresh() {
+			parts = append(parts, "empty in "+inspectDuration(s.ResetAfter))
+		}
+	case algorithms.GCRA:
+		if s.Fresh() {
+			parts = append(parts, "TAT passed", left)
+		} else {
+			parts = append(parts, fmt.Sprintf("TAT %s ahead (%s intervals)", inspectDuration(s.ResetAfter), inspectNumber(s.Used)), left)
+		}
+	default:
+		parts = append(parts, fmt.Sprintf("%s of %d used", inspectNumber(s.Used), s.Capacity), left)
+	}
+	return head + ": " + strings.Join(parts, ", ")
+}
+
+// inspectNumber writes a count with one decimal when it has a fraction: 7, 13.4.
+func inspectNumber(f float64) string {
+	if f == math.Trunc(f) {
+		return strconv.FormatFloat(f, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(f, 'f', 1, 64)
+}
+
+// inspectDuration writes a duration for people: 120 µs, 412 ms, 1.96 s, 2m30s.
+func inspectDuration(d time.Duration) string {
+	switch {
+	case d > 0 && d < time.Millisecond:
+		return fmt.Sprintf("%d µs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", (d+time.Millisecond/2)/time.Millisecond)
+	case d < time.Minute:
+		return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", d.Seconds()), "0"), ".") + " s"
+	}
+	return d.Round(time.Second).String()
+}
+
+func inspectTTL(ms int64) string {
+	if ms < 0 {
+		return "none (!)"
+	}
+	return inspectDuration(time.Duration(ms) * time.Millisecond)
+}
+
+func inspectLockWords(l InspectLock) string {
+	if !l.Held {
+		return "not held"
+	}
+	s := "held for " + inspectTTL(l.TTLMillis) + " more"
+	if l.Owner != "" {
+		s += " by " + l.Owner
+	}
+	return s
+}
+
+func inspectHash(h map[string]string) string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = k + "=" + h[k]
+	}
+	return strings.Join(parts, " ")
+}
+
+// inspectZSetShown bounds the members of a sorted set the text output lists.
+const inspectZSetShown = 10
+
+func inspectZSet(z []algorithms.ZMember, now int64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d members (member, score: admitted at, µs)\n", len(z))
+	for i, m := range z {
+		if i == inspectZSetShown {
+			fmt.Fprintf(&b, "         … and %d more\n", len(z)-i)
+			break
+		}
+		ago := now - int64(m.Score)
+		when := inspectDuration(time.Duration(ago)*time.Microsecond) + " ago"
+		if ago < 0 {
+			when = "in " + inspectDuration(time.Duration(-ago)*time.Microsecond)
+		}
+		fmt.Fprintf(&b, "         %s  %.0f  %s\n", m.Member, m.Score, when)
+	}
+	return b.String()
+}
+
+func inspectValue(v string) string {
+	var b bytes.Buffer
+	if json.Indent(&b, []byte(v), "         ", "  ") == nil {
+		return b.String()
+	}
+	return strconv.Quote(v)
+}
+
+func inspectBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func inspectJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// inspectErrWriter remembers the first write error, so a sequence of lines needs one check.
+type inspectErrWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *inspectErrWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
