@@ -60,9 +60,14 @@ func (b *Backend) Delay() time.Duration { return b.delay }
 // Calls is how many Gets the backend has served (or started), found or not.
 func (b *Backend) Calls() int64 { return b.calls.Load() }
 
-// Get reads one product after the backend's delay; an unknown id wraps cache.ErrNotFound.
+// Get reads one product and answers after the backend's delay, with the product as
+// it was when the read began (a slow query on a snapshot: the case where a cache fill
+// can race an invalidation). An unknown id wraps cache.ErrNotFound.
 func (b *Backend) Get(ctx context.Context, id string) (Product, error) {
 	b.calls.Add(1)
+	b.mu.Lock()
+	p, err := b.lookup(id)
+	b.mu.Unlock()
 	if b.delay > 0 {
 		t := time.NewTimer(b.delay)
 		select {
@@ -72,9 +77,7 @@ func (b *Backend) Get(ctx context.Context, id string) (Product, error) {
 		case <-t.C:
 		}
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.lookup(id)
+	return p, err
 }
 
 // Put changes a product at once (writes are not slow) and returns its new version.

@@ -120,3 +120,15 @@ func decodeError(t *testing.T, body []byte) string {
 	}
 	return e.Error
 }
+
+func httptestRequest(method, target, body, remote string, headers []string) *http.Request {
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	r.RemoteAddr = remote
+	for _, kv := range headers {
+		k, v, _ := strings.Cut(kv, ":")
+		r.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	return r
+}
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

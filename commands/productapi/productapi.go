@@ -199,7 +199,42 @@ func New(cfg Config) (*API, error) {
 }
 
 // Handler is the API's HTTP handler.
-func (a *API) Handler() http.Handler { return a.mux }
+func (a *API) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := a.mux.Handler(r); pattern == "" {
+			a.noRoute(w, r)
+			return
+		}
+		a.mux.ServeHTTP(w, r)
+	})
+}
+
+// noRoute answers the mux's own 404 or 405 as JSON, like every other error.
+func (a *API) noRoute(w http.ResponseWriter, r *http.Request) {
+	rec := &headerOnly{header: make(http.Header)}
+	a.mux.ServeHTTP(rec, r)
+	if allow := rec.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	switch rec.code {
+	case http.StatusMethodNotAllowed:
+		writeError(w, rec.code, "%s is not allowed on %s; use %s", r.Method, truncate(r.URL.Path, 80), rec.header.Get("Allow"))
+	case http.StatusNotFound, 0:
+		writeError(w, http.StatusNotFound, "no such route: %s %s; try GET /products/{id}", r.Method, truncate(r.URL.Path, 80))
+	default:
+		writeError(w, rec.code, "%s", http.StatusText(rec.code))
+	}
+}
+
+// headerOnly records the status and headers a handler writes, and drops its body.
+type headerOnly struct {
+	header http.Header
+	code   int
+}
+
+func (h *headerOnly) Header() http.Header         { return h.header }
+func (h *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerOnly) WriteHeader(code int)        { h.code = code }
 
 // Close unregisters the API's metrics. The backend, cache and limiters belong to the
 // caller, who closes them.
@@ -219,9 +254,6 @@ func (a *API) routes() {
 		a.mux.Handle(RouteMetrics, promhttp.HandlerFor(a.cfg.Gatherer, promhttp.HandlerOpts{}))
 	}
 	a.mux.HandleFunc(RouteHealth, a.health)
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such route: %s %s; try GET /products/{id}", r.Method, truncate(r.URL.Path, 80))
-	})
 }
 
 // maxBody bounds a PUT body.
