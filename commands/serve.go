@@ -1,0 +1,328 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/commands/cache"
+	"github.com/ratelab/ratelab/commands/productapi"
+	"github.com/ratelab/ratelab/commands/redisconn"
+)
+
+// Defaults of ratelab serve.
+const (
+	DefaultServeAddr         = "127.0.0.1:8080"
+	DefaultServeBackendDelay = time.Second
+	DefaultServeLimit        = 10
+	DefaultServeWindow       = time.Second
+	DefaultServeAlgorithm    = algorithms.TokenBucket
+	DefaultServeCheckTimeout = productapi.DefaultCheckTimeout
+	DefaultShutdownTimeout   = 10 * time.Second
+)
+
+// The --store values of serve (hammer has the same two).
+const (
+	storeRedis = "redis"
+	storeLocal = "local"
+)
+
+// ServeOptions is everything ratelab serve is told.
+type ServeOptions struct {
+	Global
+	// Addr is where the API listens (host:port); ignored when Listener is set.
+	Addr string
+	// Listener, when set, is used instead of listening on Addr (tests pick a free port).
+	Listener net.Listener
+	// BackendDelay is how long each backend read takes.
+	BackendDelay time.Duration
+	// CacheTTL is the Redis tier's TTL (plus jitter); LocalCacheTTL enables the local
+	// tier (0: off); NegativeTTL is how long "not found" is cached.
+	CacheTTL      time.Duration
+	LocalCacheTTL time.Duration
+	NegativeTTL   time.Duration
+	// Algorithm and Policy make the default limiter; Rules override it per route class.
+	Algorithm string
+	Policy    algorithms.Policy
+	Rules     []RouteRule
+	// Store is "redis" (one limit shared by every node) or "local" (a limit per process).
+	Store string
+	// KeyBy identifies clients; TrustedProxies are believed in X-Forwarded-For.
+	KeyBy          productapi.KeyBy
+	TrustedProxies []netip.Prefix
+	// CheckTimeout is each limiter check's time budget; OnRedisError decides requests
+	// whose check failed.
+	CheckTimeout time.Duration
+	OnRedisError productapi.FailMode
+	// LogFormat is "text" or "json"; LogLevel is "debug", "info", "warn" or "error".
+	LogFormat string
+	LogLevel  string
+	// ShutdownTimeout bounds how long in-flight requests may finish after a signal.
+	ShutdownTimeout time.Duration
+}
+
+// RouteRule is a limiter for one class of routes: --rule write=5/1s,algorithm=gcra.
+type RouteRule struct {
+	Class     productapi.Class  `json:"class"`
+	Algorithm string            `json:"algorithm"`
+	Policy    algorithms.Policy `json:"policy"`
+}
+
+// RuleHelp describes the --rule syntax.
+const RuleHelp = "CLASS=LIMIT/WINDOW[,burst=B][,algorithm=NAME], CLASS read (GET) or write (PUT, DELETE); e.g. write=5/1m"
+
+// ParseRouteRule reads one --rule value; the algorithm defaults to defaultAlgorithm.
+func ParseRouteRule(s, defaultAlgorithm string) (RouteRule, error) {
+	bad := func(format string, args ...any) (RouteRule, error) {
+		return RouteRule{}, fmt.Errorf("--rule %q: %s; the form is %s", s, fmt.Sprintf(format, args...), RuleHelp)
+	}
+	class, rest, ok := strings.Cut(s, "=")
+	if !ok {
+		return bad("no '='")
+	}
+	c, err := productapi.ParseClass(strings.TrimSpace(class))
+	if err != nil {
+		return bad("%v", err)
+	}
+	parts := strings.Split(rest, ",")
+	limit, window, ok := strings.Cut(strings.TrimSpace(parts[0]), "/")
+	if !ok {
+		return bad("%q is not LIMIT/WINDOW", parts[0])
+	}
+	r := RouteRule{Class: c, Algorithm: defaultAlgorithm}
+	if r.Policy.Limit, err = strconv.ParseInt(limit, 10, 64); err != nil {
+		return bad("limit %q is not a whole number", limit)
+	}
+	if r.Policy.Window, err = time.ParseDuration(window); err != nil {
+		return bad("window %q is not a duration such as 1s or 1m", window)
+	}
+	for _, opt := range parts[1:] {
+		k, v, _ := strings.Cut(strings.TrimSpace(opt), "=")
+		switch k {
+		case "burst":
+			if r.Policy.Burst, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return bad("burst %q is not a whole number", v)
+			}
+		case "algorithm":
+			r.Algorithm = v
+		default:
+			return bad("unknown option %q; use burst= or algorithm=", k)
+		}
+	}
+	if err := algorithms.Lookup(r.Algorithm); err != nil {
+		return bad("%v", err)
+	}
+	if err := r.Policy.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	return r, nil
+}
+
+// Validate checks the options; every error is a usage error naming its flag.
+func (o *ServeOptions) Validate() error {
+	if o.Listener == nil {
+		if _, port, err := net.SplitHostPort(o.Addr); err != nil || port == "" {
+			return Usagef("--addr %q: use host:port, e.g. %s or :8080", o.Addr, DefaultServeAddr)
+		}
+	}
+	if err := algorithms.Lookup(o.Algorithm); err != nil {
+		return Usagef("--algorithm: %v", err)
+	}
+	if err := o.Policy.Validate(); err != nil {
+		return Usagef("--limit/--window/--burst: %v", err)
+	}
+	if o.Store != storeRedis && o.Store != storeLocal {
+		return Usagef("--store %q: choose %q (one limit shared through Redis) or %q (a limiter per process)", o.Store, storeRedis, storeLocal)
+	}
+	seen := map[productapi.Class]bool{}
+	for _, r := range o.Rules {
+		if seen[r.Class] {
+			return Usagef("--rule: two rules for %q; give one per class", r.Class)
+		}
+		seen[r.Class] = true
+		if err := algorithms.Lookup(r.Algorithm); err != nil {
+			return Usagef("--rule %s: %v", r.Class, err)
+		}
+		if err := r.Policy.Validate(); err != nil {
+			return Usagef("--rule %s: %v", r.Class, err)
+		}
+	}
+	if _, err := productapi.ParseKeyBy(string(o.KeyBy)); err != nil {
+		return Usagef("--%v", err)
+	}
+	if _, err := productapi.ParseFailMode(string(o.OnRedisError)); err != nil {
+		return Usagef("--%v", err)
+	}
+	durations := []struct {
+		flag     string
+		v        time.Duration
+		zeroOK   bool
+		max      time.Duration
+		whatZero string
+	}{
+		{"--backend-delay", o.BackendDelay, true, time.Minute, ""},
+		{"--cache-ttl", o.CacheTTL, false, 30 * 24 * time.Hour, "use a positive TTL such as 5m"},
+		{"--local-cache-ttl", o.LocalCacheTTL, true, 24 * time.Hour, ""},
+		{"--negative-ttl", o.NegativeTTL, false, time.Hour, "use a short positive TTL such as 5s"},
+		{"--check-timeout", o.CheckTimeout, false, time.Minute, "use a budget such as 50ms"},
+		{"--shutdown-timeout", o.ShutdownTimeout, false, time.Hour, "use a grace period such as 10s"},
+	}
+	for _, d := range durations {
+		switch {
+		case d.v < 0:
+			return Usagef("%s %s: it must not be negative", d.flag, d.v)
+		case d.v == 0 && !d.zeroOK:
+			return Usagef("%s 0: %s", d.flag, d.whatZero)
+		case d.v > d.max:
+			return Usagef("%s %s: at most %s", d.flag, d.v, d.max)
+		}
+	}
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		return Usagef("--log-format %q: choose text or json", o.LogFormat)
+	}
+	if _, err := parseLevel(o.LogLevel); err != nil {
+		return UsageError(err)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: choose debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// Serve runs the Product API until ctx is done (SIGINT, SIGTERM), then stops
+// accepting, lets in-flight requests finish (at most ShutdownTimeout) and closes
+// Redis. Logs go to ios.ErrOut.
+func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	level, _ := parseLevel(opts.LogLevel)
+	hopts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler = slog.NewTextHandler(ios.ErrOut, hopts)
+	if opts.LogFormat == "json" {
+		handler = slog.NewJSONHandler(ios.ErrOut, hopts)
+	}
+	log := slog.New(handler)
+
+	keys, err := algorithms.NewKeyspace(opts.Prefix)
+	if err != nil {
+		return Usagef("--prefix: %v", err)
+	}
+	conn, err := redisconn.Open(ctx, opts.RedisURL, redisconn.Options{})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer conn.Close()
+
+	newLimiter := func(alg string, p algorithms.Policy) (algorithms.Limiter, error) {
+		if opts.Store == storeLocal {
+			return algorithms.NewLocal(alg, p, nil)
+		}
+		return algorithms.NewRedis(conn.Client, keys, alg, p)
+	}
+	limiter, err := newLimiter(opts.Algorithm, opts.Policy)
+	if err != nil {
+		return UsageError(err)
+	}
+	rules := map[productapi.Class]algorithms.Limiter{}
+	for _, r := range opts.Rules {
+		if rules[r.Class], err = newLimiter(r.Algorithm, r.Policy); err != nil {
+			return Usagef("--rule %s: %v", r.Class, err)
+		}
+	}
+
+	c, err := cache.New(ctx, conn.Client, cache.Options{
+		Keys: keys, TTL: opts.CacheTTL, LocalTTL: opts.LocalCacheTTL, NegativeTTL: opts.NegativeTTL,
+		Where: conn.Backend, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer c.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api, err := productapi.New(productapi.Config{
+		Backend: productapi.NewBackend(opts.BackendDelay, 0), Cache: c,
+		Limiter: limiter, Rules: rules,
+		KeyBy: opts.KeyBy, TrustedProxies: opts.TrustedProxies,
+		CheckTimeout: opts.CheckTimeout, OnLimiterError: opts.OnRedisError,
+		Health: func(ctx context.Context) error {
+			if err := conn.Client.Ping(ctx).Err(); err != nil {
+				return redisconn.Explain(err, conn.Backend)
+			}
+			return nil
+		},
+		Registerer: reg, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+
+	ln := opts.Listener
+	if ln == nil {
+		var lc net.ListenConfig
+		if ln, err = lc.Listen(ctx, "tcp", opts.Addr); err != nil {
+			return fmt.Errorf("serve: cannot listen on %s (%w); stop what uses it or choose another --addr", opts.Addr, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	attrs := []any{"addr", "http://" + ln.Addr().String(), "redis", conn.Backend,
+		"algorithm", opts.Algorithm, "policy", opts.Policy.Describe(), "store", opts.Store, "key_by", opts.KeyBy,
+		"on_redis_error", opts.OnRedisError, "backend_delay", opts.BackendDelay, "cache_ttl", opts.CacheTTL,
+		"local_cache_ttl", opts.LocalCacheTTL}
+	for _, r := range opts.Rules {
+		attrs = append(attrs, "rule_"+string(r.Class), r.Algorithm+" "+r.Policy.Describe())
+	}
+	if conn.Embedded {
+		attrs = append(attrs, "embedded_redis", "redis://"+conn.Addr())
+	}
+	log.Info("serving the Product API", attrs...)
+	if conn.Embedded {
+		log.Warn("the Redis is embedded in this process: other processes share its limits only through --redis redis://" + conn.Addr())
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new connections; finishing in-flight requests", "timeout", opts.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("serve: in-flight requests did not finish within --shutdown-timeout %s: %w", opts.ShutdownTimeout, err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
