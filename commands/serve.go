@@ -25,6 +25,8 @@ import (
 const (
 	DefaultServeAddr         = "127.0.0.1:8080"
 	DefaultServeBackendDelay = time.Second
+	DefaultServeCacheTTL     = cache.DefaultTTL
+	DefaultServeNegativeTTL  = cache.DefaultNegativeTTL
 	DefaultServeLimit        = 10
 	DefaultServeWindow       = time.Second
 	DefaultServeAlgorithm    = algorithms.TokenBucket

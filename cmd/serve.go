@@ -1,0 +1,112 @@
+package cmd
+
+import (
+	"context"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/commands"
+	"github.com/ratelab/ratelab/commands/productapi"
+)
+
+func init() {
+	subcommands = append(subcommands, func(ios commands.IO, g *commands.Global) *cobra.Command {
+		return newServeCmd(ios, g, commands.Serve)
+	})
+}
+
+// newServeCmd builds `ratelab serve`; run is called with the validated options
+// (commands.Serve, or a test's stand-in).
+func newServeCmd(ios commands.IO, g *commands.Global, run func(context.Context, commands.ServeOptions, commands.IO) error) *cobra.Command {
+	opts := commands.ServeOptions{}
+	var (
+		keyBy, onError string
+		rules, proxies []string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Product API: cached in Redis, rate-limited per client",
+		Long: `serve runs the Product API that the rest of ratelab measures:
+
+  GET    /products/{id}        a product as JSON, read through the cache from a slow backend
+  PUT    /products/{id}        change a product ({"price": 9.99}) and invalidate it everywhere
+  DELETE /products/{id}/cache  invalidate a product without changing it
+  GET    /metrics              Prometheus metrics
+  GET    /healthz              whether Redis is reachable
+
+Products "1" to "1000" exist; ids are 1-64 letters, digits, '_' or '-'. Several serve
+processes sharing one --redis behave as one service: one rate limit per client, one
+cache, one backend call per cold product however many ask at once, and a PUT on one
+is visible on all (local tiers included) when it returns.
+
+Every product route is rate-limited per client: by IP (the connection's address, or
+X-Forwarded-For from --trusted-proxies only) or by X-API-Key (hashed, never stored in
+clear). Responses carry RateLimit-Policy, RateLimit and X-RateLimit-Limit/Remaining/Reset
+(seconds); a denied request gets 429 with Retry-After, and waiting that long succeeds.
+--rule gives a class of routes its own limit: ` + commands.RuleHelp + `.
+
+When Redis fails or a check exceeds --check-timeout, --on-redis-error decides: open
+serves the request unlimited, closed answers 503. The outage is logged once and counted
+in /metrics; the server recovers by itself when Redis is back. SIGINT or SIGTERM stops
+accepting, finishes in-flight requests (--shutdown-timeout) and closes Redis.
+
+Without --redis it runs on an embedded Redis, which other processes reach only through
+the redis:// address it logs.`,
+		Example: `  # embedded Redis, 10 requests/s per client (token bucket)
+  ratelab serve
+
+  # a real Redis; 100 per minute, sliding log; writes 5 per minute
+  ratelab serve --redis redis://127.0.0.1:6379 --algorithm sliding-log --limit 100 --window 1m --rule write=5/1m
+
+  # behind a proxy on 10.0.0.0/8, a local cache tier, fail closed, JSON logs
+  ratelab serve --trusted-proxies 10.0.0.0/8 --local-cache-ttl 2s --on-redis-error closed --log-format json
+
+  # two nodes of one service
+  ratelab serve --redis redis://127.0.0.1:6379 --addr 127.0.0.1:8080 &
+  ratelab serve --redis redis://127.0.0.1:6379 --addr 127.0.0.1:8081 &` + "\n" + exitStatusHelp,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Global = *g
+			opts.KeyBy = productapi.KeyBy(keyBy)
+			opts.OnRedisError = productapi.FailMode(onError)
+			var err error
+			if opts.TrustedProxies, err = productapi.ParseTrustedProxies(proxies); err != nil {
+				return commands.Usagef("--trusted-proxies: %v", err)
+			}
+			opts.Rules = nil
+			for _, r := range rules {
+				rule, err := commands.ParseRouteRule(r, opts.Algorithm)
+				if err != nil {
+					return commands.UsageError(err)
+				}
+				opts.Rules = append(opts.Rules, rule)
+			}
+			if err := opts.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), opts, ios)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Addr, "addr", commands.DefaultServeAddr, "address to listen on, host:port")
+	f.DurationVar(&opts.BackendDelay, "backend-delay", commands.DefaultServeBackendDelay, "how long each backend read takes (the slow system behind the cache)")
+	f.DurationVar(&opts.CacheTTL, "cache-ttl", commands.DefaultServeCacheTTL, "TTL of cached products in Redis (plus up to 10% jitter)")
+	f.DurationVar(&opts.LocalCacheTTL, "local-cache-ttl", 0, "TTL of the in-process cache tier; 0 turns it off")
+	f.DurationVar(&opts.NegativeTTL, "negative-ttl", commands.DefaultServeNegativeTTL, "how long an unknown product id is remembered as unknown")
+	f.StringVar(&opts.Algorithm, "algorithm", commands.DefaultServeAlgorithm, "rate-limiting algorithm: "+strings.Join(algorithms.Names(), ", "))
+	f.Int64Var(&opts.Policy.Limit, "limit", commands.DefaultServeLimit, "limit L: requests per window per client")
+	f.DurationVar(&opts.Policy.Window, "window", commands.DefaultServeWindow, "window W")
+	f.Int64Var(&opts.Policy.Burst, "burst", 0, "burst B for token-bucket, leaky-bucket and gcra (0: the limit)")
+	f.StringArrayVar(&rules, "rule", nil, "a limit for one class of routes, repeatable: "+commands.RuleHelp)
+	f.StringVar(&opts.Store, "store", "redis", "where limiter state lives: redis (shared by every node) or local (per process)")
+	f.StringVar(&keyBy, "key-by", string(productapi.KeyByIP), "what identifies a client: ip or api-key (the X-API-Key header)")
+	f.StringSliceVar(&proxies, "trusted-proxies", nil, "CIDRs of proxies whose X-Forwarded-For is believed, e.g. 10.0.0.0/8,::1")
+	f.DurationVar(&opts.CheckTimeout, "check-timeout", commands.DefaultServeCheckTimeout, "time budget of one rate-limit check")
+	f.StringVar(&onError, "on-redis-error", string(productapi.FailOpen), "when a check fails or times out: open (serve) or closed (503)")
+	f.StringVar(&opts.LogFormat, "log-format", "text", "log format on stderr: text or json")
+	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", commands.DefaultShutdownTimeout, "how long in-flight requests may finish after SIGINT/SIGTERM")
+	return cmd
+}
