@@ -39,7 +39,8 @@ func newServeCmd(ios commands.IO, g *commands.Global, run func(context.Context, 
 Products "1" to "1000" exist; ids are 1-64 letters, digits, '_' or '-'. Several serve
 processes sharing one --redis behave as one service: one rate limit per client, one
 cache, one backend call per cold product however many ask at once, and a PUT on one
-is visible on all (local tiers included) when it returns.
+invalidates the product on all (local tiers included) before it returns. The backend
+itself lives in each process: a PUT changes the backend of the process it reaches.
 
 Every product route is rate-limited per client: by IP (the connection's address, or
 X-Forwarded-For from --trusted-proxies only) or by X-API-Key (hashed, never stored in
