@@ -206,19 +206,29 @@ func decodeKey(key string, parsed algorithms.Key, raw rawKey) (report.InspectKey
 		Key: key, Kind: parsed.Kind, Type: raw.typ, TTLMillis: raw.ttl, TimeMicros: raw.now,
 		Algorithm: parsed.Algorithm, Identity: parsed.Identity, ProductID: parsed.ProductID,
 	}
-	if parsed.Kind != algorithms.KindLimiter {
+	switch parsed.Kind {
+	case algorithms.KindLock:
 		if raw.typ != "string" || len(raw.content) != 1 {
-			return k, fmt.Errorf("%w: a %s key is a string, this is a %s", algorithms.ErrBadState, parsed.Kind, raw.typ)
+			return k, fmt.Errorf("%w: a fill lock is a string, this is a %s", algorithms.ErrBadState, raw.typ)
 		}
 		k.Value = &raw.content[0]
-		if parsed.Kind == algorithms.KindProduct {
-			k.Lock = &report.InspectLock{Held: len(raw.lock) > 0}
-			if len(raw.lock) >= 2 {
-				k.Lock.TTLMillis, _ = raw.lock[1].(int64)
-			}
-			if len(raw.lock) == 3 {
-				k.Lock.Owner, _ = raw.lock[2].(string)
-			}
+		return k, nil
+	case algorithms.KindProduct:
+		if raw.typ != "hash" {
+			return k, fmt.Errorf("%w: a cached product is a hash (v, nf, x, g), this is a %s", algorithms.ErrBadState, raw.typ)
+		}
+		k.Hash = pairs(raw.content)
+		prod, err := decodeProduct(k.Hash, raw.now/1000)
+		if err != nil {
+			return k, err
+		}
+		k.Product = prod
+		k.Lock = &report.InspectLock{Held: len(raw.lock) > 0}
+		if len(raw.lock) >= 2 {
+			k.Lock.TTLMillis, _ = raw.lock[1].(int64)
+		}
+		if len(raw.lock) == 3 {
+			k.Lock.Owner, _ = raw.lock[2].(string)
 		}
 		return k, nil
 	}
@@ -227,10 +237,7 @@ func decodeKey(key string, parsed algorithms.Key, raw rawKey) (report.InspectKey
 	var c algorithms.Content
 	switch raw.typ {
 	case "hash":
-		c.Hash = make(map[string]string, len(raw.content)/2)
-		for i := 0; i+1 < len(raw.content); i += 2 {
-			c.Hash[raw.content[i]] = raw.content[i+1]
-		}
+		c.Hash = pairs(raw.content)
 		k.Hash = c.Hash
 	case "zset":
 		c.ZSet = make([]algorithms.ZMember, 0, len(raw.content)/2)
@@ -397,4 +404,44 @@ func inspectSummary(ctx context.Context, conn *redisconn.Conn, keys algorithms.K
 	}
 	s.MemorySampled = counted
 	return s, nil
+}
+
+// pairs turns a flat field, value, field, value… reply into a map.
+func pairs(flat []string) map[string]string {
+	m := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		m[flat[i]] = flat[i+1]
+	}
+	return m
+}
+
+// decodeProduct reads a cached product's hash as the cache writes it: v the value (or
+// nf for a cached "not found"), x when the entry expires (ms, server time), g the
+// generation that invalidations bump. A hash with only g is an invalidation marker.
+func decodeProduct(h map[string]string, nowMs int64) (*report.InspectProduct, error) {
+	p := &report.InspectProduct{Generation: "0"}
+	for f, v := range h {
+		switch f {
+		case "v":
+			val := v
+			p.Value = &val
+		case "nf":
+			p.NotFound = true
+		case "g":
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				return nil, fmt.Errorf("%w: the generation g=%q is not an integer", algorithms.ErrBadState, v)
+			}
+			p.Generation = v
+		case "x":
+			x, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%w: the expiry x=%q is not an integer", algorithms.ErrBadState, v)
+			}
+			left := x - nowMs
+			p.ExpiresInMillis = &left
+		default:
+			return nil, fmt.Errorf("%w: a cached product has the fields v, nf, x and g, not %q", algorithms.ErrBadState, f)
+		}
+	}
+	return p, nil
 }

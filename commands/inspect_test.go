@@ -187,13 +187,21 @@ func TestInspectProduct(t *testing.T) {
 			ctx := context.Background()
 			keys := algorithms.MustKeyspace("insp")
 			doc := `{"id":"42","name":"Widget","price_cents":1999}`
-			if err := b.Client.Set(ctx, keys.Product("42"), doc, time.Minute).Err(); err != nil {
+			// As the cache's write.lua writes an entry: value, expiry (server ms), generation.
+			nowMs := serverTime(t, b.Client, keys.Product("42")) / 1000
+			b.Client.HSet(ctx, keys.Product("42"), "v", doc, "x", nowMs+30_000, "g", "3")
+			if err := b.Client.PExpire(ctx, keys.Product("42"), time.Minute).Err(); err != nil {
 				t.Fatal(err)
 			}
 			k := inspectJSON(t, b, "insp", keys.Product("42"))
-			if k.Kind != algorithms.KindProduct || k.ProductID != "42" || k.Value == nil || *k.Value != doc ||
+			if k.Kind != algorithms.KindProduct || k.ProductID != "42" || k.Product == nil || k.Product.Value == nil ||
+				*k.Product.Value != doc || k.Product.Generation != "3" || k.Product.ExpiresInMillis == nil ||
+				*k.Product.ExpiresInMillis <= 0 || *k.Product.ExpiresInMillis > 30_000 ||
 				k.TTLMillis <= 0 || k.TTLMillis > 60_000 || k.Lock == nil || k.Lock.Held {
-				t.Fatalf("unlocked product: %+v", k)
+				t.Fatalf("unlocked product: %+v %+v", k, k.Product)
+			}
+			if !strings.Contains(k.Summary, "product 42: cached, served for ") {
+				t.Fatalf("summary %q", k.Summary)
 			}
 			if err := b.Client.Set(ctx, keys.ProductLock("42"), "node-a:1", 5*time.Second).Err(); err != nil {
 				t.Fatal(err)
@@ -202,6 +210,13 @@ func TestInspectProduct(t *testing.T) {
 			if !k.Lock.Held || k.Lock.Owner != "node-a:1" || k.Lock.TTLMillis <= 0 || k.Lock.Key != keys.ProductLock("42") ||
 				!strings.Contains(k.Summary, "fill lock held") {
 				t.Fatalf("locked product: %+v %+v", k, k.Lock)
+			}
+			// After an invalidation only the generation is left.
+			b.Client.HSet(ctx, keys.Product("7"), "g", "4")
+			b.Client.PExpire(ctx, keys.Product("7"), time.Minute)
+			k = inspectJSON(t, b, "insp", keys.Product("7"))
+			if k.Product == nil || k.Product.Value != nil || k.Product.ExpiresInMillis != nil || !strings.Contains(k.Summary, "invalidated") {
+				t.Fatalf("invalidated product: %+v %+v", k, k.Product)
 			}
 			k = inspectJSON(t, b, "insp", keys.ProductLock("42"))
 			if k.Kind != algorithms.KindLock || k.ProductID != "42" || k.Value == nil || *k.Value != "node-a:1" {
@@ -226,6 +241,7 @@ func TestInspectBadInput(t *testing.T) {
 	if err := b.Client.Set(ctx, wrongType, "x", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
+	b.Client.Set(ctx, keys.Product("str"), "{}", time.Minute)
 	g := commands.Global{RedisURL: b.URL(), Prefix: "ratelab"}
 	cases := []struct {
 		name string
@@ -247,6 +263,8 @@ func TestInspectBadInput(t *testing.T) {
 			[]string{"cannot decode", `n="lots" is not an integer`}},
 		{"wrong type", commands.InspectOptions{Global: g, Key: wrongType}, commands.ExitUndecodable,
 			[]string{"cannot decode", "token-bucket state is a hash, this is a string"}},
+		{"product not a hash", commands.InspectOptions{Global: g, Key: keys.Product("str")}, commands.ExitUndecodable,
+			[]string{"cannot decode", "a cached product is a hash"}},
 		{"empty prefix", commands.InspectOptions{Global: commands.Global{RedisURL: b.URL()}}, commands.ExitUsage,
 			[]string{"prefix is empty"}},
 		{"wildcard prefix", commands.InspectOptions{Global: commands.Global{RedisURL: b.URL(), Prefix: "*"}}, commands.ExitUsage,

@@ -46,8 +46,10 @@ type InspectKey struct {
 
 	// ProductID is set for product and lock keys.
 	ProductID string `json:"product_id,omitempty"`
-	// Value is a string key's value: a cached product's JSON, or a lock's owner token.
+	// Value is a fill lock's value: the token of the process that holds it.
 	Value *string `json:"value,omitempty"`
+	// Product is a cached product's entry, decoded from Hash.
+	Product *InspectProduct `json:"product,omitempty"`
 	// Lock is the fill lock of a cached product.
 	Lock *InspectLock `json:"lock,omitempty"`
 
@@ -56,6 +58,19 @@ type InspectKey struct {
 	Error string `json:"error,omitempty"`
 	// Summary is the key in words, as the text output shows it.
 	Summary string `json:"summary"`
+}
+
+// InspectProduct is a cached product's entry.
+type InspectProduct struct {
+	// Value is the cached JSON; nil for a cached "not found" or an invalidation marker.
+	Value *string `json:"value,omitempty"`
+	// NotFound reports a cached "not found" (the backend does not know the id).
+	NotFound bool `json:"not_found"`
+	// ExpiresInMillis is how long the entry is still served (negative: stale); nil
+	// when the key holds only the generation, as after an invalidation.
+	ExpiresInMillis *int64 `json:"expires_in_ms,omitempty"`
+	// Generation is bumped by every invalidation; a fill that read an older one cannot write back.
+	Generation string `json:"generation"`
 }
 
 // InspectLock is whether a cached product's fill lock is held.
@@ -126,6 +141,9 @@ func WriteInspectKey(w io.Writer, format string, k InspectKey) error {
 		ew.printf("content  %s", inspectZSet(k.ZSet, k.TimeMicros))
 	case k.Value != nil:
 		ew.printf("value    %s\n", inspectValue(*k.Value))
+	}
+	if k.Product != nil && k.Product.Value != nil {
+		ew.printf("value    %s\n", inspectValue(*k.Product.Value))
 	}
 	if k.Lock != nil {
 		ew.printf("lock     %s\n", inspectLockWords(*k.Lock))
@@ -243,8 +261,22 @@ func DescribeKey(k InspectKey) string {
 	switch {
 	case k.Error != "":
 		return "cannot decode: " + k.Error
-	case k.Kind == algorithms.KindProduct:
-		s := "cached product " + k.ProductID + ", expires in " + inspectTTL(k.TTLMillis)
+	case k.Kind == algorithms.KindProduct && k.Product != nil:
+		p := k.Product
+		var s string
+		switch {
+		case p.ExpiresInMillis == nil:
+			s = "product " + k.ProductID + ": no entry, only the generation " + p.Generation + " (invalidated)"
+		case *p.ExpiresInMillis <= 0:
+			s = "product " + k.ProductID + ": stale entry, expired " + inspectTTL(-*p.ExpiresInMillis) + " ago"
+		case p.NotFound:
+			s = "product " + k.ProductID + ": cached \"not found\", served for " + inspectTTL(*p.ExpiresInMillis) + " more"
+		default:
+			s = "product " + k.ProductID + ": cached, served for " + inspectTTL(*p.ExpiresInMillis) + " more"
+		}
+		if p.ExpiresInMillis != nil {
+			s += ", generation " + p.Generation
+		}
 		if k.Lock != nil {
 			s += "; fill lock " + inspectLockWords(*k.Lock)
 		}
