@@ -31,7 +31,7 @@ func serveOpts(t *testing.T, redisURL string) commands.ServeOptions {
 		CacheTTL:     time.Minute, NegativeTTL: time.Second,
 		Algorithm: algorithms.SlidingLog, Policy: algorithms.Policy{Limit: 3, Window: time.Minute},
 		Store: "redis", KeyBy: productapi.KeyByIP, OnRedisError: productapi.FailOpen,
-		CheckTimeout: 200 * time.Millisecond, LogFormat: "text", LogLevel: "info", ShutdownTimeout: 5 * time.Second,
+		CheckTimeout: 2 * time.Second, LogFormat: "text", LogLevel: "info", ShutdownTimeout: 5 * time.Second,
 	}
 }
 

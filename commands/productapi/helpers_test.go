@@ -35,6 +35,10 @@ func newAPI(t *testing.T, cfg productapi.Config) *productapi.API {
 	if cfg.Backend == nil {
 		cfg.Backend = productapi.NewBackend(0, 0)
 	}
+	if cfg.CheckTimeout == 0 {
+		// Generous: a loaded test machine must not turn decisions into fail-opens.
+		cfg.CheckTimeout = 5 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
