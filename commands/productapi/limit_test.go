@@ -1,6 +1,7 @@
 package productapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -252,5 +253,38 @@ func TestLeakyBucketDelays(t *testing.T) {
 	// 10/s leaks one request every 100ms: the fourth leaves about 300ms after the first.
 	if took := time.Since(start); took < 250*time.Millisecond {
 		t.Errorf("four leaky-bucket requests at 10/s were served in %s; the queue did not delay them", took)
+	}
+}
+
+// stuckLimiter answers only when its context ends: a Redis that hangs.
+type stuckLimiter struct{ algorithms.Limiter }
+
+func (stuckLimiter) Allow(ctx context.Context, _ string) (algorithms.Decision, error) {
+	<-ctx.Done()
+	return algorithms.Decision{}, ctx.Err()
+}
+
+// TestCheckTimeout: a check that hangs is cut at its budget, and the fail mode decides.
+func TestCheckTimeout(t *testing.T) {
+	t.Parallel()
+	inner, err := algorithms.NewLocal(algorithms.GCRA, algorithms.Policy{Limit: 1, Window: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const budget = 30 * time.Millisecond
+	for _, mode := range []productapi.FailMode{productapi.FailOpen, productapi.FailClosed} {
+		h := newAPI(t, productapi.Config{Limiter: stuckLimiter{inner}, CheckTimeout: budget, OnLimiterError: mode}).Handler()
+		for i := range 3 {
+			start := time.Now()
+			w := do(h, "GET", "/products/1", "192.0.2.77:1")
+			took := time.Since(start)
+			want := http.StatusOK
+			if mode == productapi.FailClosed {
+				want = http.StatusServiceUnavailable
+			}
+			if w.Code != want || took < budget || took > 2*time.Second {
+				t.Errorf("%s, request %d: %d after %s; want %d after the %s budget", mode, i, w.Code, took, want, budget)
+			}
+		}
 	}
 }
