@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -110,6 +111,29 @@ func (t *HTTPTarget) Send(ctx context.Context, a Arrival) Status {
 		t.Record.Record(identity, time.Now().UnixMicro(), status == Allowed, 0, nil)
 	}
 	return status
+}
+
+// Warm sends perNode requests at once to every node as identity (one that is not the
+// run's) and waits for the answers: connections are opened and the limiter script is
+// loaded before the schedule starts, so the first requests of a run are not the slow ones.
+func (t *HTTPTarget) Warm(ctx context.Context, identity string, perNode int) {
+	var wg sync.WaitGroup
+	for _, base := range t.bases {
+		for range perNode {
+			wg.Go(func() {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/products/1", nil)
+				if err != nil {
+					return
+				}
+				req.Header.Set("X-Forwarded-For", identity)
+				if resp, err := t.client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
 
 // Close closes the target's idle connections.

@@ -83,6 +83,18 @@ func (r *Recorder) Record(identity string, t int64, allowed bool, took time.Dura
 	}
 }
 
+// Reset forgets everything recorded so far (a warm-up's decisions).
+func (r *Recorder) Reset() {
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		sh.latency.Reset()
+		sh.admitted = make(map[int][]int64)
+		sh.checks = Checks{}
+		sh.mu.Unlock()
+	}
+}
+
 // Checks sums the decisions recorded so far.
 func (r *Recorder) Checks() Checks {
 	var c Checks

@@ -34,6 +34,8 @@ const (
 	DefaultDrain     = 10 * time.Second
 	// interruptGrace is how long requests in flight may finish after Ctrl-C.
 	interruptGrace = time.Second
+	// preciseBelow is the wait under which the dispatcher sleeps precisely (see sleepShort).
+	preciseBelow = 2 * time.Millisecond
 )
 
 // Runner sends a schedule open loop: a dispatcher follows the pacer and hands each
@@ -75,11 +77,13 @@ type Result struct {
 	Interrupted bool `json:"interrupted"`
 	// E2E is the end-to-end latency from intended send time to answer, merged over workers.
 	E2E *hdrhistogram.Histogram `json:"-"`
+	// SendLag is how far behind its intended time each request went out, merged over workers.
+	SendLag *hdrhistogram.Histogram `json:"-"`
 }
 
 type workerStats struct {
 	allowed, denied, errors, cancelled, late int64
-	e2e                                      *hdrhistogram.Histogram
+	e2e, lag                                 *hdrhistogram.Histogram
 }
 
 // Run sends the schedule with schedule time 0 at start (which may be in the future)
@@ -100,11 +104,13 @@ func (r Runner) Run(ctx context.Context, start time.Time) Result {
 	for w := range workers {
 		wg.Go(func() {
 			st := &stats[w]
-			st.e2e = NewE2EHistogram()
+			st.e2e, st.lag = NewE2EHistogram(), NewE2EHistogram()
 			for i := range jobs {
 				a := arrivals[i]
 				intended := start.Add(a.At)
-				if time.Since(intended) > lateAfter {
+				lag := time.Since(intended)
+				record(st.lag, lag)
+				if lag > lateAfter {
 					st.late++
 				}
 				status := r.Send(reqCtx, a)
@@ -134,14 +140,20 @@ dispatch:
 		if stop {
 			break
 		}
-		if wait > 0 {
-			timer.Reset(wait)
+		if wait > preciseBelow {
+			// A runtime timer for the long waits, woken early by a cancel; the last
+			// stretch in sleepShort, to the request's intended time.
+			timer.Reset(wait - preciseBelow)
 			select {
 			case <-ctx.Done():
 				res.Interrupted = true
 				break dispatch
 			case <-timer.C:
 			}
+			continue
+		}
+		if wait > 0 {
+			sleepShort(wait)
 			continue
 		}
 		select {
@@ -167,7 +179,7 @@ dispatch:
 	stopper.Stop()
 
 	res.Sent = int64(sent)
-	res.E2E = NewE2EHistogram()
+	res.E2E, res.SendLag = NewE2EHistogram(), NewE2EHistogram()
 	for i := range stats {
 		st := &stats[i]
 		res.Allowed += st.allowed
@@ -176,6 +188,7 @@ dispatch:
 		res.Cancelled += st.cancelled
 		res.Late += st.late
 		res.E2E.Merge(st.e2e)
+		res.SendLag.Merge(st.lag)
 	}
 	if res.Elapsed > 0 {
 		res.AchievedRPS = float64(res.Sent) / res.Elapsed.Seconds()

@@ -45,7 +45,9 @@ type Hammer struct {
 	LateSends     int64   `json:"late_sends"`
 	LateSendRatio float64 `json:"late_send_ratio"`
 	LateAfterUs   int64   `json:"late_after_us"`
-	Seed          uint64  `json:"seed"`
+	// SendLagUs is how far behind schedule requests went out, over every run.
+	SendLagUs SendLag `json:"send_lag_us"`
+	Seed      uint64  `json:"seed"`
 	// DurationMs is each algorithm's run.
 	DurationMs float64 `json:"duration_ms"`
 	// Workers bounds the requests in flight.
@@ -90,6 +92,7 @@ type Algorithm struct {
 	AllowedPerSecond  float64 `json:"allowed_per_second"`
 	AchievedRPS       float64 `json:"achieved_rps"`
 	LateSends         int64   `json:"late_sends"`
+	SendLagUs         SendLag `json:"send_lag_us"`
 	PeakInWindow      int64   `json:"peak_in_window"`
 	PeakInTenthWindow int64   `json:"peak_in_tenth_window"`
 	// ExpectedMaxInWindow is the algorithm's worst case for one identity in any window
@@ -120,6 +123,13 @@ type E2ELatency struct {
 	P99  int64 `json:"p99"`
 	P999 int64 `json:"p999"`
 	Max  int64 `json:"max"`
+}
+
+// SendLag is how far behind its intended time a request went out, in microseconds.
+type SendLag struct {
+	P50 int64 `json:"p50"`
+	P99 int64 `json:"p99"`
+	Max int64 `json:"max"`
 }
 
 // Timeline is admitted requests per tenth of a window around one window edge, for one identity.

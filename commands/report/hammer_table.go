@@ -116,8 +116,9 @@ func writeRun(w io.Writer, h *Hammer, md bool) {
 	case h.Store == "redis":
 		nodes += " (one limit shared through Redis)"
 	}
-	late := fmt.Sprintf("%s of %s (%.2f%%) more than %s behind schedule", count(h.LateSends), count(h.Sent),
-		100*h.LateSendRatio, micros(h.LateAfterUs))
+	late := fmt.Sprintf("%s of %s (%.2f%%) more than %s behind schedule; send lag p50 %s, p99 %s, max %s",
+		count(h.LateSends), count(h.Sent), 100*h.LateSendRatio, micros(h.LateAfterUs),
+		micros(h.SendLagUs.P50), micros(h.SendLagUs.P99), micros(h.SendLagUs.Max))
 	rows := [][2]string{
 		{"backend", backend},
 		{"nodes", nodes},

@@ -1,0 +1,109 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/commands"
+)
+
+// parseHammer runs `hammer args` with a stand-in for commands.Hammer and returns the
+// options it was given (nil when it was not called) and the exit status.
+func parseHammer(t *testing.T, args ...string) (*commands.HammerOptions, int) {
+	t.Helper()
+	var got *commands.HammerOptions
+	ios := commands.IO{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
+	g := &commands.Global{Prefix: "ratelab"}
+	cmd := newHammerCmd(ios, g, func(_ context.Context, o commands.HammerOptions, _ commands.IO) error {
+		got = &o
+		return nil
+	})
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return commands.UsageError(err) })
+	cmd.SetArgs(args)
+	cmd.SetOut(ios.Out)
+	cmd.SetErr(ios.ErrOut)
+	err := cmd.ExecuteContext(context.Background())
+	return got, commands.ExitCode(err)
+}
+
+func TestHammerFlagsDefaults(t *testing.T) {
+	o, code := parseHammer(t)
+	if code != commands.ExitOK || o == nil {
+		t.Fatalf("exit %d", code)
+	}
+	want := commands.HammerOptions{
+		Global: commands.Global{Prefix: "ratelab"}, IPs: 50, RPS: 1000, Duration: 3 * time.Second, Seed: 1,
+		Algorithms: algorithms.Names(), Policy: algorithms.Policy{Limit: 10, Window: 500 * time.Millisecond},
+		Nodes: 1, Store: "redis", Pattern: "mixed", Products: 100, Workers: 512,
+		BackendDelay: 5 * time.Millisecond, CheckTimeout: 50 * time.Millisecond, Output: "table",
+	}
+	if !reflect.DeepEqual(*o, want) {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", *o, want)
+	}
+}
+
+func TestHammerFlagsParse(t *testing.T) {
+	o, code := parseHammer(t, "--ips", "7", "--rps", "250.5", "--duration", "2s", "--seed", "42",
+		"--algorithms", "gcra,sliding-log", "--limit", "20", "--window", "1s", "--burst", "30", "--nodes", "3",
+		"--store", "local", "--pattern", "poisson", "--products", "9", "--target", "http://127.0.0.1:8080,http://[::1]:8081",
+		"--workers", "64", "--backend-delay", "0s", "--check-timeout", "2s", "-o", "json", "--out", "r.json", "--max-burst-ratio", "1.1",
+		"--max-check-p99", "1ms", "--min-hit-ratio", "0.9", "--min-achieved-rps", "240")
+	if code != commands.ExitOK || o == nil {
+		t.Fatalf("exit %d", code)
+	}
+	want := commands.HammerOptions{
+		Global: commands.Global{Prefix: "ratelab"}, IPs: 7, RPS: 250.5, Duration: 2 * time.Second, Seed: 42,
+		Algorithms: []string{"gcra", "sliding-log"}, Policy: algorithms.Policy{Limit: 20, Window: time.Second, Burst: 30},
+		Nodes: 3, Store: "local", Pattern: "poisson", Products: 9,
+		Targets: []string{"http://127.0.0.1:8080", "http://[::1]:8081"}, Workers: 64, CheckTimeout: 2 * time.Second, Output: "json", OutFile: "r.json",
+		MaxBurstRatio: 1.1, MaxCheckP99: time.Millisecond, MinHitRatio: 0.9, MinAchievedRPS: 240,
+	}
+	if !reflect.DeepEqual(*o, want) {
+		t.Fatalf("parsed:\n got %+v\nwant %+v", *o, want)
+	}
+}
+
+func TestHammerBadFlagsAreUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ips", "0"}, "--ips 0"},
+		{[]string{"--rps", "-5"}, "--rps -5"},
+		{[]string{"--rps", "lots"}, "invalid argument"},
+		{[]string{"--pattern", "spiky"}, `unknown pattern "spiky"`},
+		{[]string{"--algorithms", "fixed-window,leaky-faucet"}, `unknown algorithm "leaky-faucet"`},
+		{[]string{"--limit", "0"}, "limit is 0"},
+		{[]string{"--window", "0s"}, "window is 0s"},
+		{[]string{"--store", "disk"}, `--store "disk"`},
+		{[]string{"--output", "yaml"}, `--output "yaml"`},
+		{[]string{"--target", "http://example.com"}, "not a loopback address"},
+		{[]string{"extra"}, "takes no arguments"},
+	}
+	for _, tt := range tests {
+		// Through the real root: bad usage never reaches the run.
+		code, _, errOut := run(t, append([]string{"hammer"}, tt.args...)...)
+		if code != commands.ExitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("ratelab hammer %q: exit %d, stderr %q; want exit 2 with %q", tt.args, code, errOut, tt.want)
+		}
+		if o, code := parseHammer(t, tt.args...); o != nil || code != commands.ExitUsage {
+			t.Errorf("ratelab hammer %q: ran with %+v (exit %d)", tt.args, o, code)
+		}
+	}
+}
+
+func TestHammerHelp(t *testing.T) {
+	code, out, _ := run(t, "hammer", "--help")
+	for _, want := range []string{"Examples:", "ratelab hammer --ips 50 --rps 1000", "EXIT STATUS", "3  a threshold", "--max-burst-ratio"} {
+		if code != commands.ExitOK || !strings.Contains(out, want) {
+			t.Errorf("hammer --help (exit %d) lacks %q", code, want)
+		}
+	}
+}

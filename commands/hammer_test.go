@@ -1,0 +1,284 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/commands/report"
+	"github.com/ratelab/ratelab/internal/redistest"
+	"github.com/ratelab/ratelab/scenario"
+)
+
+// boundaryOptions is a small boundary run: 2 identities, L=5 per 1s, every identity
+// sending perSide requests in the tenth of a window either side of the edge at 1s.
+func boundaryOptions(redisURL string, perSide int, algs ...string) HammerOptions {
+	const ips = 2
+	return HammerOptions{
+		Global: Global{RedisURL: redisURL, Prefix: "ratelabtest"},
+		IPs:    ips, RPS: float64(perSide * ips), Duration: 1200 * time.Millisecond, Seed: 3,
+		Algorithms: algs, Policy: algorithms.Policy{Limit: 5, Window: time.Second},
+		Nodes: 1, Store: StoreRedis, Pattern: scenario.PatternBoundary, Products: 5,
+		Workers: 16, Output: "json",
+		// A loaded test machine must not turn decisions into fail-opens.
+		CheckTimeout: 5 * time.Second,
+	}
+}
+
+// hammerJSON runs Hammer and decodes its JSON report.
+func hammerJSON(t *testing.T, ctx context.Context, opts HammerOptions) (*report.Hammer, error) {
+	t.Helper()
+	opts.Output = "json"
+	var out, errOut bytes.Buffer
+	err := Hammer(ctx, opts, IO{Out: &out, ErrOut: &errOut})
+	if out.Len() == 0 {
+		return nil, err
+	}
+	var h report.Hammer
+	if jerr := json.Unmarshal(out.Bytes(), &h); jerr != nil {
+		t.Fatalf("the report is not JSON: %v\n%s", jerr, out.String())
+	}
+	return &h, err
+}
+
+func byName(t *testing.T, h *report.Hammer, name string) report.Algorithm {
+	t.Helper()
+	for _, a := range h.Algorithms {
+		if a.Name == name {
+			return a
+		}
+	}
+	t.Fatalf("the report has no %s run", name)
+	return report.Algorithm{}
+}
+
+func TestHammerBoundaryBurst(t *testing.T) {
+	for _, b := range redistest.All(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			opts := boundaryOptions(b.URL(), 10, algorithms.FixedWindow, algorithms.SlidingLog)
+			opts.MaxBurstRatio = 1.5
+			h, err := hammerJSON(t, context.Background(), opts)
+			if ExitCode(err) != ExitThreshold {
+				t.Fatalf("a fixed window over --max-burst-ratio 1.5: exit %d (%v), want %d", ExitCode(err), err, ExitThreshold)
+			}
+			if !strings.Contains(err.Error(), "--max-burst-ratio: fixed-window 2") {
+				t.Errorf("the error does not say which threshold was missed: %v", err)
+			}
+			fw, sl := byName(t, h, algorithms.FixedWindow), byName(t, h, algorithms.SlidingLog)
+			if fw.PeakInWindow != 10 || fw.BurstRatio != 2 || fw.ExpectedMaxInWindow != 10 {
+				t.Errorf("fixed-window: peak in W %d (ratio %v, bound %d); want 2L = 10", fw.PeakInWindow, fw.BurstRatio, fw.ExpectedMaxInWindow)
+			}
+			if sl.PeakInWindow != 5 || sl.BurstRatio != 1 {
+				t.Errorf("sliding-log: peak in W %d (ratio %v); want L = 5", sl.PeakInWindow, sl.BurstRatio)
+			}
+			for _, a := range h.Algorithms {
+				if a.Sent != 40 || a.Allowed+a.Denied+a.Errors+a.Cancelled != a.Sent || a.Errors != 0 {
+					t.Errorf("%s: sent %d, allowed %d, denied %d, errors %d", a.Name, a.Sent, a.Allowed, a.Denied, a.Errors)
+				}
+				if a.CheckLatencyUs.Count != a.Sent || a.CheckLatencyUs.P50 <= 0 || a.E2ELatencyUs.P50 <= 0 {
+					t.Errorf("%s: latency not measured: %+v %+v", a.Name, a.CheckLatencyUs, a.E2ELatencyUs)
+				}
+				if a.Timeline == nil || sum(a.Timeline.Counts) != a.PeakInWindow {
+					t.Errorf("%s: the timeline around the burst edge does not hold the peak: %+v", a.Name, a.Timeline)
+				}
+			}
+			var missed []string
+			for _, th := range h.Thresholds {
+				if !th.OK {
+					missed = append(missed, th.Subject)
+				}
+			}
+			if strings.Join(missed, ",") != algorithms.FixedWindow {
+				t.Errorf("missed thresholds for %v; want only fixed-window", missed)
+			}
+		})
+	}
+}
+
+func sum(xs []int64) int64 {
+	var n int64
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+
+func TestHammerLocalStoreLetsThroughPerNode(t *testing.T) {
+	// Three nodes with a sliding log each: each admits L of a client's burst.
+	opts := boundaryOptions("", 20, algorithms.SlidingLog)
+	opts.Store, opts.Nodes = StoreLocal, 3
+	h, err := hammerJSON(t, context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := h.Algorithms[0]
+	if sl.ExpectedMaxInWindow != 15 {
+		t.Errorf("the bound for 3 local limiters is %d, want 3L = 15", sl.ExpectedMaxInWindow)
+	}
+	if sl.BurstRatio < 2.4 || sl.BurstRatio > 3 {
+		t.Errorf("3 local sliding logs let a client through %.2f× L (peak %d); want about 3×", sl.BurstRatio, sl.PeakInWindow)
+	}
+	if h.Store != StoreLocal || h.Nodes != 3 || !h.Embedded {
+		t.Errorf("run header: store %q, nodes %d, embedded %v", h.Store, h.Nodes, h.Embedded)
+	}
+}
+
+func TestHammerSharedStoreHoldsAcrossNodes(t *testing.T) {
+	opts := boundaryOptions("", 20, algorithms.SlidingLog)
+	opts.Nodes = 3
+	h, err := hammerJSON(t, context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sl := h.Algorithms[0]; sl.PeakInWindow != 5 {
+		t.Errorf("3 nodes sharing one Redis sliding log: peak %d, want L = 5", sl.PeakInWindow)
+	}
+}
+
+func TestHammerThresholds(t *testing.T) {
+	tests := []struct {
+		name   string
+		set    func(*HammerOptions)
+		want   int
+		missed string
+	}{
+		{"all met", func(o *HammerOptions) { o.MaxBurstRatio, o.MaxCheckP99, o.MinAchievedRPS = 1, time.Minute, 1 }, ExitOK, ""},
+		{"achieved rate", func(o *HammerOptions) { o.MinAchievedRPS = 1e6 }, ExitThreshold, "--min-achieved-rps: sliding-log"},
+		{"check p99", func(o *HammerOptions) { o.MaxCheckP99 = time.Nanosecond }, ExitThreshold, "--max-check-p99: sliding-log"},
+		{"hit ratio", func(o *HammerOptions) { o.MinHitRatio = 1 }, ExitThreshold, "--min-hit-ratio: cache"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := boundaryOptions("", 10, algorithms.SlidingLog)
+			opts.Pattern, opts.Duration = scenario.PatternSteady, 300*time.Millisecond
+			tt.set(&opts)
+			var out bytes.Buffer
+			err := Hammer(context.Background(), opts, IO{Out: &out, ErrOut: &bytes.Buffer{}})
+			if ExitCode(err) != tt.want {
+				t.Fatalf("exit %d (%v), want %d", ExitCode(err), err, tt.want)
+			}
+			if tt.missed != "" && !strings.Contains(err.Error(), tt.missed) {
+				t.Errorf("the error %q does not name %q", err, tt.missed)
+			}
+			if !json.Valid(out.Bytes()) {
+				t.Errorf("no report was written before the threshold error")
+			}
+		})
+	}
+}
+
+func TestHammerRedisDiesMidRun(t *testing.T) {
+	b := redistest.Standalone(t)
+	opts := boundaryOptions(b.URL(), 10, algorithms.FixedWindow)
+	opts.Pattern, opts.RPS, opts.Duration = scenario.PatternSteady, 200, 1500*time.Millisecond
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		b.Server.Stop()
+	}()
+	done := make(chan struct{})
+	var h *report.Hammer
+	var err error
+	go func() {
+		defer close(done)
+		h, err = hammerJSON(t, context.Background(), opts)
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("hammer hung after Redis went away")
+	}
+	if err != nil {
+		t.Fatalf("a Redis outage mid-run should be reported, not fail the run: %v", err)
+	}
+	a := h.Algorithms[0]
+	if a.FailOpen+a.Errors == 0 {
+		t.Errorf("Redis stopped mid-run, yet no fail-open checks or errors: %+v", a)
+	}
+	if a.Sent != 300 {
+		t.Errorf("sent %d of 300", a.Sent)
+	}
+}
+
+func TestHammerCancelStillReports(t *testing.T) {
+	opts := boundaryOptions("", 10, algorithms.TokenBucket, algorithms.GCRA)
+	opts.Pattern, opts.RPS, opts.Duration = scenario.PatternSteady, 100, time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(1500*time.Millisecond, cancel)
+	h, err := hammerJSON(t, ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.Interrupted || len(h.Algorithms) != 1 || h.Algorithms[0].Sent == 0 || !h.Algorithms[0].Interrupted {
+		t.Fatalf("after Ctrl-C: interrupted %v, %d runs, %+v", h.Interrupted, len(h.Algorithms), h.Algorithms)
+	}
+}
+
+func TestHammerOutFileIsWrittenAtomically(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "report.md")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := boundaryOptions("", 10, algorithms.GCRA)
+	opts.Pattern, opts.Duration, opts.Output, opts.OutFile = scenario.PatternSteady, 300*time.Millisecond, "markdown", path
+	var out, errOut bytes.Buffer
+	if err := Hammer(context.Background(), opts, IO{Out: &out, ErrOut: &errOut}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !strings.HasPrefix(string(got), "# ratelab hammer") || !strings.Contains(string(got), "| gcra") {
+		t.Fatalf("report file: %v\n%s", err, got)
+	}
+	if out.Len() != 0 || !strings.Contains(errOut.String(), path) {
+		t.Errorf("with --out, stdout %q, stderr %q", out.String(), errOut.String())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+func TestHammerOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		set  func(*HammerOptions)
+		want string
+	}{
+		{"no identities", func(o *HammerOptions) { o.IPs = 0 }, "--ips 0"},
+		{"negative rate", func(o *HammerOptions) { o.RPS = -5 }, "--rps -5"},
+		{"zero duration", func(o *HammerOptions) { o.Duration = 0 }, "--duration"},
+		{"unknown pattern", func(o *HammerOptions) { o.Pattern = "spiky" }, `unknown pattern "spiky"`},
+		{"unknown algorithm", func(o *HammerOptions) { o.Algorithms = []string{"fixed-window", "bogus"} }, `unknown algorithm "bogus"`},
+		{"repeated algorithm", func(o *HammerOptions) { o.Algorithms = []string{"gcra", "gcra"} }, "listed twice"},
+		{"zero limit", func(o *HammerOptions) { o.Policy.Limit = 0 }, "limit is 0"},
+		{"bad store", func(o *HammerOptions) { o.Store = "disk" }, `--store "disk"`},
+		{"zero nodes", func(o *HammerOptions) { o.Nodes = 0 }, "--nodes 0"},
+		{"bad output", func(o *HammerOptions) { o.Output = "yaml" }, `--output "yaml"`},
+		{"remote target", func(o *HammerOptions) { o.Targets = []string{"http://192.0.2.1:8080"} }, "not a loopback address"},
+		{"hit ratio above 1", func(o *HammerOptions) { o.MinHitRatio = 2 }, "--min-hit-ratio"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opts := boundaryOptions("", 10)
+			tt.set(&opts)
+			err := opts.Validate()
+			if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate: exit %d, %v; want a usage error with %q", ExitCode(err), err, tt.want)
+			}
+			if err := Hammer(context.Background(), opts, IO{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}); ExitCode(err) != ExitUsage {
+				t.Fatalf("Hammer ran with bad options: %v", err)
+			}
+		})
+	}
+	opts := boundaryOptions("", 10)
+	if err := opts.Validate(); err != nil || len(opts.Algorithms) != len(algorithms.Names()) {
+		t.Fatalf("no --algorithms should mean all six: %v %v", err, opts.Algorithms)
+	}
+}
