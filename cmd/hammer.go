@@ -55,8 +55,10 @@ noisy (one identity sends three requests in five).`,
   # CI: JSON to a file, fail (exit 3) if any algorithm lets through more than 1.1 L
   ratelab hammer --algorithms sliding-log,gcra --max-burst-ratio 1.1 --output json --out hammer.json
 
-  # hammer two running 'ratelab serve' processes instead (give their policy)
-  ratelab hammer --target http://127.0.0.1:8080,http://127.0.0.1:8081 --limit 100 --window 1s` + "\n" + exitStatusHelp,
+  # hammer running 'ratelab serve' processes instead: they must trust 127.0.0.1's
+  # X-Forwarded-For, and --limit/--window/--algorithms should say what they enforce
+  ratelab serve --addr 127.0.0.1:8080 --trusted-proxies 127.0.0.0/8 --algorithm sliding-log --limit 100 --window 1s &
+  ratelab hammer --target http://127.0.0.1:8080 --algorithms sliding-log --limit 100 --window 1s` + "\n" + exitStatusHelp,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Global = *g

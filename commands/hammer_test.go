@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/commands/productapi"
 	"github.com/ratelab/ratelab/commands/report"
 	"github.com/ratelab/ratelab/internal/redistest"
 	"github.com/ratelab/ratelab/scenario"
@@ -280,5 +283,38 @@ func TestHammerOptionsValidate(t *testing.T) {
 	opts := boundaryOptions("", 10)
 	if err := opts.Validate(); err != nil || len(opts.Algorithms) != len(algorithms.Names()) {
 		t.Fatalf("no --algorithms should mean all six: %v %v", err, opts.Algorithms)
+	}
+}
+
+func TestHammerTargets(t *testing.T) {
+	b := redistest.Embedded(t)
+	keys := algorithms.MustKeyspace("ratelabtest")
+	lim, err := algorithms.NewRedis(b.Client, keys, algorithms.SlidingLog, algorithms.Policy{Limit: 5, Window: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := productapi.New(productapi.Config{
+		Backend: productapi.NewBackend(0, 10), Limiter: lim, CheckTimeout: 5 * time.Second,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	opts := boundaryOptions(b.URL(), 10, algorithms.SlidingLog)
+	opts.Targets = []string{srv.URL}
+	h, err := hammerJSON(t, context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := h.Algorithms[0]
+	if h.Backend != "targets" || len(h.Targets) != 1 || a.Sent != 40 || a.Errors != 0 {
+		t.Fatalf("targets run: backend %q, %+v", h.Backend, a)
+	}
+	// Decisions come from the status codes: each identity got L of its two bursts of 2L.
+	if a.Allowed != 10 || a.Denied != 30 || a.PeakInWindow != 5 || a.CheckLatencyUs.Count != 0 {
+		t.Errorf("allowed %d, denied %d, peak %d, checks timed %d; want 10, 30, 5 and none timed here",
+			a.Allowed, a.Denied, a.PeakInWindow, a.CheckLatencyUs.Count)
 	}
 }
