@@ -47,6 +47,8 @@ const (
 	DefaultBackendDelay   = 5 * time.Millisecond
 	// MaxHammerNodes bounds --nodes.
 	MaxHammerNodes = 64
+	// MaxHammerProducts bounds --products (each run deletes the product keys it filled).
+	MaxHammerProducts = 100_000
 	// MaxHammerWorkers bounds --workers.
 	MaxHammerWorkers = 10_000
 )
@@ -110,8 +112,8 @@ func (o *HammerOptions) Validate() error {
 		return Usagef("--nodes %d: choose between 1 and %d", o.Nodes, MaxHammerNodes)
 	case o.Store != StoreRedis && o.Store != StoreLocal:
 		return Usagef("--store %q: choose %q (one limit shared through Redis) or %q (a limiter per node)", o.Store, StoreRedis, StoreLocal)
-	case o.Products < 1 || o.Products > 1_000_000:
-		return Usagef("--products %d: choose between 1 and 1000000", o.Products)
+	case o.Products < 1 || o.Products > MaxHammerProducts:
+		return Usagef("--products %d: choose between 1 and %d", o.Products, MaxHammerProducts)
 	case o.Workers < 0 || o.Workers > MaxHammerWorkers:
 		return Usagef("--workers %d: choose between 1 and %d (0 for %d)", o.Workers, MaxHammerWorkers, scenario.DefaultWorkers)
 	case o.BackendDelay < 0:
