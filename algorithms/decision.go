@@ -2,7 +2,8 @@ package algorithms
 
 import "time"
 
-// Decision is what a limiter answers for one request.
+// Decision is what a limiter answers for one request. Its JSON form (durations in
+// microseconds) is in json.go.
 type Decision struct {
 	// Allowed reports whether the request may proceed.
 	Allowed bool `json:"allowed"`

@@ -22,6 +22,7 @@ const (
 
 // Policy is a rate limit: Limit requests per Window, with a Burst where the
 // algorithm has one (token bucket, leaky bucket, GCRA). Burst 0 means Limit.
+// Its JSON form is in json.go.
 type Policy struct {
 	Limit  int64         `json:"limit"`
 	Window time.Duration `json:"window"`

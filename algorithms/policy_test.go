@@ -1,6 +1,7 @@
 package algorithms_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -243,4 +244,25 @@ func FuzzParsePolicy(f *testing.F) {
 			t.Fatalf("round trip of %q: %+v -> %q -> %+v, %v", s, p, p.String(), back, err)
 		}
 	})
+}
+
+func TestJSONUsesMicroseconds(t *testing.T) {
+	t.Parallel()
+	p := algorithms.Policy{Limit: 10, Window: 1500 * time.Millisecond, Burst: 20}
+	b, err := json.Marshal(p)
+	if err != nil || string(b) != `{"limit":10,"window":"1500ms","window_us":1500000,"burst":20}` {
+		t.Fatalf("Policy JSON = %s, %v", b, err)
+	}
+	var back algorithms.Policy
+	if err := json.Unmarshal(b, &back); err != nil || back != p {
+		t.Fatalf("Policy round trip = %+v, %v", back, err)
+	}
+	if err := json.Unmarshal([]byte(`{"limit":0,"window_us":1000}`), &back); !errors.Is(err, algorithms.ErrInvalidPolicy) {
+		t.Fatalf("an invalid policy in JSON gave %v", err)
+	}
+	d := algorithms.Decision{Allowed: false, Limit: 10, RetryAfter: 1234 * time.Microsecond, ResetAfter: time.Second, TimeMicros: 42}
+	b, _ = json.Marshal(d)
+	if string(b) != `{"allowed":false,"limit":10,"remaining":0,"retry_after_us":1234,"reset_after_us":1000000,"delay_us":0,"time_us":42}` {
+		t.Fatalf("Decision JSON = %s", b)
+	}
 }

@@ -34,7 +34,7 @@ type ZMember struct {
 // as the algorithm's model, without changing the state, so that it matches the
 // Decision the algorithm would give at the same moment: a request now is admitted
 // exactly when Remaining > 0, Remaining then drops by one, and a denied request is
-// told RetryAfter and ResetAfter. Durations are in nanoseconds in JSON, as in Decision.
+// told RetryAfter and ResetAfter. Its JSON form is in algorithms/json.go.
 type State struct {
 	// Algorithm is the algorithm's name.
 	Algorithm string `json:"algorithm"`
