@@ -122,13 +122,20 @@ func Build(c Config) (*Schedule, error) {
 		s.boundary(all, perWindow, rng)
 	case PatternMixed:
 		attackers := max(1, c.IPs/10)
-		perWindow := max(int((3*c.Limit+1)/2), int(math.Round(c.RPS*c.Window.Seconds()/float64(c.IPs))))
+		// An attacker bursts 1.5×L (enough to fill two windows) or its share of the
+		// rate, whichever is more, but the attackers never take more than half the rate.
+		share := c.RPS * c.Window.Seconds() / float64(c.IPs)
+		capped := math.Floor(c.RPS * c.Window.Seconds() / 2 / float64(attackers))
+		perWindow := max(1, int(min(max(float64((3*c.Limit+1)/2), math.Round(share)), capped)))
 		s.boundary(all[:attackers], perWindow, rng)
 		// The steady identities share what the attackers leave of the rate.
 		attackRate := float64(attackers*perWindow) / c.Window.Seconds()
 		if rest := c.RPS - attackRate; rest > 0 && attackers < c.IPs {
 			s.steady(all[attackers:], rest, rng)
 		}
+	}
+	if len(s.Arrivals) > MaxArrivals {
+		return nil, fmt.Errorf("the %s pattern makes %d requests; at most %d per run", c.Pattern, len(s.Arrivals), MaxArrivals)
 	}
 	slices.SortStableFunc(s.Arrivals, func(a, b Arrival) int {
 		if c := cmp.Compare(a.At, b.At); c != 0 {

@@ -132,6 +132,25 @@ func TestMixedHasAttackersAndKeepsTheRate(t *testing.T) {
 	}
 }
 
+func TestMixedAttackersTakeAtMostHalfTheRate(t *testing.T) {
+	t.Parallel()
+	c := baseConfig()
+	c.Limit = 1_000_000 // a burst of 1.5×L would be millions of requests
+	s, err := Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attack := 0
+	for _, a := range s.Arrivals {
+		if a.Identity < 2 {
+			attack++
+		}
+	}
+	if total := len(s.Arrivals); total > 800 || attack > total/2+2 {
+		t.Fatalf("%d requests, %d from attackers, for 400 rps over 2s", total, attack)
+	}
+}
+
 func TestNoisyOneIdentitySendsMost(t *testing.T) {
 	t.Parallel()
 	c := baseConfig()
