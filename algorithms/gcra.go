@@ -19,12 +19,17 @@ type gcra struct {
 
 func newGCRA(p Policy) Model { return &gcra{p: p} }
 
+// diffAt is how far TAT is ahead of now, in 1/L µs; 0 when TAT has passed.
+func (m *gcra) diffAt(now int64) int64 {
+	if m.seen && m.tat >= now {
+		return (m.tat-now)*m.p.Limit + m.frac
+	}
+	return 0
+}
+
 func (m *gcra) Allow(now int64) Decision {
 	w, limit := m.p.WindowMicros(), m.p.Limit
-	var diff int64 // TAT - now in 1/L µs, or 0 when TAT has passed
-	if m.seen && m.tat >= now {
-		diff = (m.tat-now)*limit + m.frac
-	}
+	diff := m.diffAt(now)
 	tau := (m.p.EffectiveBurst() - 1) * w
 	if diff <= tau {
 		next := diff + w

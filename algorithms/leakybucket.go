@@ -18,16 +18,21 @@ type leakyBucket struct {
 
 func newLeakyBucket(p Policy) Model { return &leakyBucket{p: p} }
 
-func (m *leakyBucket) Allow(now int64) Decision {
-	unit, limit, burst := m.p.WindowMicros(), m.p.Limit, m.p.EffectiveBurst()
+// levelAt is the queue's level at now, drained since the last request.
+func (m *leakyBucket) levelAt(now int64) int64 {
 	level := m.level
 	if elapsed := now - m.at; elapsed > 0 && level > 0 {
-		if elapsed >= cdiv(level, limit) {
-			level = 0
-		} else {
-			level -= elapsed * limit
+		if elapsed >= cdiv(level, m.p.Limit) {
+			return 0
 		}
+		level -= elapsed * m.p.Limit
 	}
+	return level
+}
+
+func (m *leakyBucket) Allow(now int64) Decision {
+	unit, limit, burst := m.p.WindowMicros(), m.p.Limit, m.p.EffectiveBurst()
+	level := m.levelAt(now)
 	if level <= (burst-1)*unit {
 		delay := cdiv(level, limit)
 		level += unit

@@ -20,17 +20,24 @@ type slidingCounter struct {
 
 func newSlidingCounter(p Policy) Model { return &slidingCounter{p: p} }
 
+// counts are the current and previous window counts as a request at now sees them.
+func (m *slidingCounter) counts(now int64) (cur, prev int64) {
+	w := m.p.WindowMicros()
+	start := now / w * w
+	switch {
+	case m.hasStarted && m.start == start:
+		return m.cur, m.prev
+	case m.hasStarted && m.start == start-w:
+		return 0, m.cur
+	}
+	return 0, 0
+}
+
 func (m *slidingCounter) Allow(now int64) Decision {
 	w, limit := m.p.WindowMicros(), m.p.Limit
 	start := now / w * w
 	elapsed := now - start
-	var cur, prev int64
-	switch {
-	case m.hasStarted && m.start == start:
-		cur, prev = m.cur, m.prev
-	case m.hasStarted && m.start == start-w:
-		prev = m.cur
-	}
+	cur, prev := m.counts(now)
 	room := limit*w - prev*(w-elapsed)
 	if cur*w < room {
 		cur++

@@ -19,11 +19,16 @@ type slidingLog struct {
 
 func newSlidingLog(p Policy) Model { return &slidingLog{p: p} }
 
+// live is the admissions still in (now-W, now]: without those at or before now-W,
+// as ZREMRANGEBYSCORE -inf now-W removes them.
+func (m *slidingLog) live(now int64) []int64 {
+	w := m.p.WindowMicros()
+	return m.times[sort.Search(len(m.times), func(i int) bool { return m.times[i] > now-w }):]
+}
+
 func (m *slidingLog) Allow(now int64) Decision {
 	w := m.p.WindowMicros()
-	// Drop admissions at or before now-W, as ZREMRANGEBYSCORE -inf now-W does.
-	drop := sort.Search(len(m.times), func(i int) bool { return m.times[i] > now-w })
-	m.times = m.times[drop:]
+	m.times = m.live(now)
 	count := int64(len(m.times))
 	if count < m.p.Limit {
 		at := sort.Search(len(m.times), func(i int) bool { return m.times[i] > now })

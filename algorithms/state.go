@@ -247,8 +247,7 @@ func (m *slidingLog) capacity() int64 { return m.p.Limit }
 
 func (m *slidingLog) peek(now int64) peek {
 	w := m.p.WindowMicros()
-	drop := sort.Search(len(m.times), func(i int) bool { return m.times[i] > now-w })
-	times := m.times[drop:]
+	times := m.live(now)
 	count := int64(len(times))
 	if count == 0 {
 		return peek{remaining: m.p.Limit, usedDen: 1}
@@ -257,19 +256,6 @@ func (m *slidingLog) peek(now int64) peek {
 }
 
 func (m *slidingCounter) capacity() int64 { return m.p.Limit }
-
-// counts are the current and previous window counts as a request at now sees them.
-func (m *slidingCounter) counts(now int64) (cur, prev int64) {
-	w := m.p.WindowMicros()
-	start := now / w * w
-	switch {
-	case m.hasStarted && m.start == start:
-		return m.cur, m.prev
-	case m.hasStarted && m.start == start-w:
-		return 0, m.cur
-	}
-	return 0, 0
-}
 
 func (m *slidingCounter) peek(now int64) peek {
 	w, limit := m.p.WindowMicros(), m.p.Limit
@@ -291,18 +277,7 @@ func (m *tokenBucket) capacity() int64 { return m.p.EffectiveBurst() }
 
 func (m *tokenBucket) peek(now int64) peek {
 	unit, limit := m.p.WindowMicros(), m.p.Limit
-	capacity := m.p.EffectiveBurst() * unit
-	tokens := capacity
-	if m.seen {
-		tokens = m.tokens
-		if elapsed := now - m.at; elapsed > 0 {
-			if elapsed >= cdiv(capacity-tokens, limit) {
-				tokens = capacity
-			} else {
-				tokens += elapsed * limit
-			}
-		}
-	}
+	tokens, capacity := m.tokensAt(now)
 	return peek{remaining: tokens / unit, usedNum: capacity - tokens, usedDen: unit, reset: cdiv(capacity-tokens, limit)}
 }
 
@@ -310,14 +285,7 @@ func (m *leakyBucket) capacity() int64 { return m.p.EffectiveBurst() }
 
 func (m *leakyBucket) peek(now int64) peek {
 	unit, limit, burst := m.p.WindowMicros(), m.p.Limit, m.p.EffectiveBurst()
-	level := m.level
-	if elapsed := now - m.at; elapsed > 0 && level > 0 {
-		if elapsed >= cdiv(level, limit) {
-			level = 0
-		} else {
-			level -= elapsed * limit
-		}
-	}
+	level := m.levelAt(now)
 	pk := peek{remaining: max(0, burst*unit-level) / unit, usedNum: level, usedDen: unit, reset: cdiv(level, limit)}
 	if pk.remaining > 0 {
 		pk.delay = cdiv(level, limit)
@@ -329,9 +297,6 @@ func (m *gcra) capacity() int64 { return m.p.EffectiveBurst() }
 
 func (m *gcra) peek(now int64) peek {
 	w, limit := m.p.WindowMicros(), m.p.Limit
-	var diff int64
-	if m.seen && m.tat >= now {
-		diff = (m.tat-now)*limit + m.frac
-	}
+	diff := m.diffAt(now)
 	return peek{remaining: max(0, m.p.EffectiveBurst()*w-diff) / w, usedNum: diff, usedDen: w, reset: cdiv(diff, limit)}
 }

@@ -18,20 +18,26 @@ type tokenBucket struct {
 
 func newTokenBucket(p Policy) Model { return &tokenBucket{p: p} }
 
-func (m *tokenBucket) Allow(now int64) Decision {
-	unit, limit := m.p.WindowMicros(), m.p.Limit
-	capacity := m.p.EffectiveBurst() * unit
-	tokens := capacity
-	if m.seen {
-		tokens = m.tokens
-		if elapsed := now - m.at; elapsed > 0 {
-			if elapsed >= cdiv(capacity-tokens, limit) {
-				tokens = capacity
-			} else {
-				tokens += elapsed * limit
-			}
+// tokensAt is the bucket's content at now, refilled since the last request.
+func (m *tokenBucket) tokensAt(now int64) (tokens, capacity int64) {
+	capacity = m.p.EffectiveBurst() * m.p.WindowMicros()
+	if !m.seen {
+		return capacity, capacity
+	}
+	tokens = m.tokens
+	if elapsed := now - m.at; elapsed > 0 {
+		if elapsed >= cdiv(capacity-tokens, m.p.Limit) {
+			tokens = capacity
+		} else {
+			tokens += elapsed * m.p.Limit
 		}
 	}
+	return tokens, capacity
+}
+
+func (m *tokenBucket) Allow(now int64) Decision {
+	unit, limit := m.p.WindowMicros(), m.p.Limit
+	tokens, capacity := m.tokensAt(now)
 	if tokens >= unit {
 		tokens -= unit
 		m.tokens, m.at, m.seen = tokens, now, true
