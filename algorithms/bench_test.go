@@ -294,43 +294,87 @@ func TestRedisBenchmarkComparison(t *testing.T) {
 
 	var table bytes.Buffer
 	w := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "algorithm\tredis-benchmark checks/s\tp50 µs\tp99 µs\tratelab checks/s\tp50 µs\tp99 µs\tallowed %%\tratio\t\n")
+	fmt.Fprintf(w, "case\tredis-benchmark checks/s\tp50 µs\tp99 µs\tserver µs/call\t"+
+		"ratelab checks/s\tp50 µs\tp99 µs\tserver µs/call\tallowed %%\tratio\t\n")
 	for _, c := range benchCases() {
-		if c.algorithm == "" {
-			continue
-		}
-		key := comparisonKey(c)
-		sha, err := admin.ScriptLoad(ctx, algorithms.ScriptSource(c.algorithm)).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(srv.Port), "-c", strconv.Itoa(conns),
-			"-n", strconv.Itoa(requests), "-r", strconv.Itoa(c.clients), "--csv",
-			"EVALSHA", sha, "1", key,
-			strconv.FormatInt(c.policy.Limit, 10), strconv.FormatInt(c.policy.WindowMicros(), 10),
-			strconv.FormatInt(c.policy.EffectiveBurst(), 10), ""}
-		toolCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		out, err := exec.CommandContext(toolCtx, tool, args...).Output()
-		cancel()
-		if err != nil {
-			t.Fatalf("%s: redis-benchmark %s: %v", c.name, strings.Join(args, " "), err)
-		}
-		rb, err := parseRedisBenchmarkCSV(out)
-		if err != nil {
-			t.Fatalf("%s: %v in %q", c.name, err, out)
+		rbCols := "-\t-\t-\t-"
+		var rb redisBenchmarkResult
+		if c.algorithm != "" { // redis_rate's script text is not exported: ratelab's side only
+			sha, err := admin.ScriptLoad(ctx, algorithms.ScriptSource(c.algorithm)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(srv.Port), "-c", strconv.Itoa(conns),
+				"-n", strconv.Itoa(requests), "-r", strconv.Itoa(c.clients), "--csv",
+				"EVALSHA", sha, "1", comparisonKey(c),
+				strconv.FormatInt(c.policy.Limit, 10), strconv.FormatInt(c.policy.WindowMicros(), 10),
+				strconv.FormatInt(c.policy.EffectiveBurst(), 10), ""}
+			resetStats(t, admin)
+			toolCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			out, err := exec.CommandContext(toolCtx, tool, args...).Output()
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: redis-benchmark %s: %v", c.name, strings.Join(args, " "), err)
+			}
+			if rb, err = parseRedisBenchmarkCSV(out); err != nil {
+				t.Fatalf("%s: %v in %q", c.name, err, out)
+			}
+			rbCols = fmt.Sprintf("%.0f\t%.0f\t%.0f\t%.1f", rb.rps, rb.p50ms*1000, rb.p99ms*1000, serverMicrosPerCall(t, admin))
 		}
 
 		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: conns})
 		chk := c.new(rdb)
+		resetStats(t, admin)
 		r := testing.Benchmark(func(b *testing.B) { benchParallel(b, conns, chk) })
+		server := serverMicrosPerCall(t, admin)
 		_ = rdb.Close()
 		ours := r.Extra["checks/s"]
-		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t\n", c.name,
-			rb.rps, rb.p50ms*1000, rb.p99ms*1000, ours, r.Extra["p50-µs"], r.Extra["p99-µs"], r.Extra["allowed-%"], ours/rb.rps)
+		ratio := "-"
+		if rb.rps > 0 {
+			ratio = fmt.Sprintf("%.2f", ours/rb.rps)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%s\t\n", c.name, rbCols,
+			ours, r.Extra["p50-µs"], r.Extra["p99-µs"], server, r.Extra["allowed-%"], ratio)
 	}
 	_ = w.Flush()
-	t.Logf("%d connections (ratelab: %d goroutines on GOMAXPROCS=%d), redis-benchmark -n %d; ratio = ratelab / redis-benchmark\n%s",
+	t.Logf("%d connections (ratelab: %d goroutines on GOMAXPROCS=%d), redis-benchmark -n %d; "+
+		"server µs/call from INFO commandstats (evalsha); ratio = ratelab / redis-benchmark checks/s\n%s",
 		conns, conns, runtime.GOMAXPROCS(0), requests, table.String())
+}
+
+// resetStats zeroes the server's INFO commandstats.
+func resetStats(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	if err := rdb.ConfigResetStat(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serverMicrosPerCall is the server's mean time in EVALSHA since the last resetStats:
+// the script's cost inside Redis, without the network or the client.
+func serverMicrosPerCall(t *testing.T, rdb *redis.Client) float64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		stats, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
+		if !ok {
+			continue
+		}
+		for _, field := range strings.Split(stats, ",") {
+			if v, ok := strings.CutPrefix(field, "usec_per_call="); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("commandstats: %q: %v", line, err)
+				}
+				return f
+			}
+		}
+	}
+	t.Fatalf("commandstats has no evalsha line:\n%s", info)
+	return 0
 }
 
 // comparisonKey is the key redis-benchmark sends for a case: of the same shape as
