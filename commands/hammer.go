@@ -205,19 +205,19 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 		return err
 	}
 
+	names := opts.Algorithms
+	if len(opts.Targets) > 0 {
+		names = names[:1] // the targets enforce one policy of their own
+	}
 	var bar *progressbar.ProgressBar
 	if ios.ErrIsTerminal && opts.Output != "json" {
-		bar = progressbar.NewOptions64(int64(len(sched.Arrivals))*int64(len(opts.Algorithms)),
+		bar = progressbar.NewOptions64(int64(len(sched.Arrivals))*int64(len(names)),
 			progressbar.OptionSetWriter(ios.ErrOut), progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30))
 	}
 
 	var runs []hammerRun
 	var cacheTotal report.Cache
-	names := opts.Algorithms
-	if len(opts.Targets) > 0 {
-		names = names[:1]
-	}
 	for _, name := range names {
 		if ctx.Err() != nil {
 			break
@@ -246,6 +246,7 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	}
 
 	fillReport(h, runs, sched, ids, cacheTotal, opts)
+	h.Interrupted = h.Interrupted || ctx.Err() != nil
 	if err := writeReport(ios, opts, h); err != nil {
 		return err
 	}
