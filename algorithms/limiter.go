@@ -36,6 +36,9 @@ type Redis struct {
 	keys   Keyspace
 	rdb    redis.Scripter
 	args   []any // limit, window µs, burst: the fixed ARGV of every call
+	// keyHead is every key of this limiter up to the identity, built once: the check
+	// is the hot path, and the policy's text does not change.
+	keyHead string
 }
 
 // NewRedis returns a Redis limiter for the named algorithm and policy, keyed under keys.
@@ -47,9 +50,11 @@ func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy) (*R
 	if keys.prefix == "" {
 		return nil, fmt.Errorf("%w: the keyspace has no prefix", ErrInvalidPrefix)
 	}
+	head := keys.Limiter(algorithm, p, "")
 	return &Redis{
 		spec: s, policy: p, keys: keys, rdb: rdb,
-		args: []any{p.Limit, p.WindowMicros(), p.EffectiveBurst()},
+		args:    []any{p.Limit, p.WindowMicros(), p.EffectiveBurst()},
+		keyHead: head[:len(head)-1], // without the closing brace
 	}, nil
 }
 
@@ -65,7 +70,7 @@ func (l *Redis) Key(identity string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return l.keys.Limiter(l.spec.name, l.policy, id), nil
+	return l.keyHead + id + "}", nil
 }
 
 // Allow decides one request of identity at the Redis server's time.

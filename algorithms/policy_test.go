@@ -139,6 +139,13 @@ func TestKeyspace(t *testing.T) {
 		got.Identity != "10.0.0.7" || *got.Policy != p {
 		t.Fatalf("Parse(%q) = %+v, %v", key, got, err)
 	}
+	lim, err := algorithms.NewRedis(nil, ks, algorithms.TokenBucket, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := lim.Key("::ffff:10.0.0.7"); err != nil || got != key {
+		t.Fatalf("Redis.Key = %q, %v; want %q, the keyspace's name for the normalised identity", got, err, key)
+	}
 	v6 := ks.Limiter(algorithms.GCRA, p, "2001:db8::1")
 	if got, err := ks.Parse(v6); err != nil || got.Identity != "2001:db8::1" {
 		t.Fatalf("Parse(%q) = %+v, %v", v6, got, err)

@@ -14,13 +14,28 @@ import (
 // a missing or unknown field, a value that is not an integer, or one out of range.
 var ErrBadState = errors.New("limiter state is not as ratelab writes it")
 
-// Content is the raw content of a limiter key as Redis holds it: a hash for every
-// algorithm but the sliding log, whose admitted times are a sorted set.
+// Content is the raw content of a limiter key as Redis holds it: a hash for most
+// algorithms, a sorted set of admitted times for the sliding log, a string for GCRA.
 type Content struct {
+	// String is the key's value, for a string.
+	String *string
 	// Hash is the key's fields and values, for a hash.
 	Hash map[string]string
 	// ZSet is the key's members, for a sorted set.
 	ZSet []ZMember
+}
+
+// kind names what c holds, for messages.
+func (c Content) kind() string {
+	switch {
+	case c.String != nil:
+		return "a string"
+	case c.ZSet != nil:
+		return "a sorted set"
+	case c.Hash != nil:
+		return "a hash"
+	}
+	return "empty"
 }
 
 // ZMember is one member of a sorted set and its score.
@@ -146,13 +161,19 @@ func nextFree(m peeker, now, remaining, reset int64) int64 {
 
 func loadModel(algorithm string, p Policy, c Content) (peeker, error) {
 	if algorithm == SlidingLog {
-		if c.Hash != nil {
-			return nil, fmt.Errorf("%w: the sliding log is a sorted set, not a hash", ErrBadState)
+		if c.ZSet == nil {
+			return nil, fmt.Errorf("%w: sliding-log state is a sorted set, this is %s", ErrBadState, c.kind())
 		}
 		return loadSlidingLog(p, c.ZSet)
 	}
-	if c.ZSet != nil {
-		return nil, fmt.Errorf("%w: %s state is a hash, not a sorted set", ErrBadState, algorithm)
+	if algorithm == GCRA {
+		if c.String == nil {
+			return nil, fmt.Errorf("%w: gcra state is a string, \"<tat>\" or \"<tat> <f>\", this is %s", ErrBadState, c.kind())
+		}
+		return loadGCRA(p, *c.String)
+	}
+	if c.Hash == nil {
+		return nil, fmt.Errorf("%w: %s state is a hash, this is %s", ErrBadState, algorithm, c.kind())
 	}
 	f := fields{hash: c.Hash}
 	var m peeker
@@ -168,8 +189,6 @@ func loadModel(algorithm string, p Policy, c Content) (peeker, error) {
 	case LeakyBucket:
 		m = &leakyBucket{p: p, level: f.int("l", 0, p.EffectiveBurst()*p.WindowMicros()),
 			at: f.int("ts", 0, math.MaxInt64)}
-	case GCRA:
-		m = &gcra{p: p, tat: f.int("tat", 0, math.MaxInt64), frac: f.int("f", 0, p.Limit-1), seen: true}
 	}
 	if err := f.check(); err != nil {
 		return nil, err
@@ -217,6 +236,23 @@ func (f *fields) check() error {
 		return fmt.Errorf("%w: unexpected fields among %s", ErrBadState, strings.Join(extra, ", "))
 	}
 	return nil
+}
+
+// loadGCRA reads "<tat>" or "<tat> <f>", as gcra.lua writes it.
+func loadGCRA(p Policy, s string) (*gcra, error) {
+	tat, frac, hasFrac := strings.Cut(s, " ")
+	f := fields{hash: map[string]string{"tat": tat}}
+	if hasFrac {
+		f.hash["f"] = frac
+	}
+	m := &gcra{p: p, tat: f.int("tat", 0, math.MaxInt64), seen: true}
+	if hasFrac {
+		m.frac = f.int("f", 1, p.Limit-1)
+	}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func loadSlidingLog(p Policy, z []ZMember) (*slidingLog, error) {

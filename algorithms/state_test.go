@@ -38,6 +38,12 @@ func readContent(ctx context.Context, t *testing.T, rdb redis.UniversalClient, k
 			t.Fatal(err)
 		}
 		return Content{Hash: h}
+	case "string":
+		v, err := rdb.Get(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Content{String: &v}
 	case "zset":
 		zs, err := rdb.ZRangeWithScores(ctx, key, 0, -1).Result()
 		if err != nil {
@@ -263,6 +269,7 @@ func TestDecodeStateRefusesForeignContent(t *testing.T) {
 		}
 		return Content{Hash: m}
 	}
+	str := func(s string) Content { return Content{String: &s} }
 	cases := []struct {
 		name, algorithm string
 		c               Content
@@ -275,9 +282,15 @@ func TestDecodeStateRefusesForeignContent(t *testing.T) {
 		{"negative", SlidingCounter, h("w", "0", "c", "-1", "p", "0")},
 		{"tokens above the burst", TokenBucket, h("t", "10000001", "ts", "0")},
 		{"level above the burst", LeakyBucket, h("l", "10000001", "ts", "0")},
-		{"fraction not below the limit", GCRA, h("tat", "0", "f", "10")},
-		{"tat absurdly far ahead", GCRA, h("tat", "9223372036854775807", "f", "0")},
-		{"empty hash", GCRA, h()},
+		{"fraction not below the limit", GCRA, str("0 10")},
+		{"zero fraction written out", GCRA, str("0 0")},
+		{"tat absurdly far ahead", GCRA, str("9223372036854775807")},
+		{"empty string", GCRA, str("")},
+		{"not a number", GCRA, str("soon")},
+		{"three parts", GCRA, str("1 2 3")},
+		{"a hash for GCRA", GCRA, h("tat", "0", "f", "1")},
+		{"a string for the token bucket", TokenBucket, str("1")},
+		{"a string for the sliding log", SlidingLog, str("1")},
 		{"a hash for the sliding log", SlidingLog, h("n", "1")},
 		{"a zset for the token bucket", TokenBucket, Content{ZSet: []ZMember{{"a", 1}}}},
 		{"fractional score", SlidingLog, Content{ZSet: []ZMember{{"a", 1.5}}}},

@@ -239,6 +239,12 @@ func decodeKey(key string, parsed algorithms.Key, raw rawKey) (report.InspectKey
 	case "hash":
 		c.Hash = pairs(raw.content)
 		k.Hash = c.Hash
+	case "string":
+		if len(raw.content) != 1 {
+			return k, fmt.Errorf("%w: a string with %d values", algorithms.ErrBadState, len(raw.content))
+		}
+		c.String = &raw.content[0]
+		k.Value = c.String
 	case "zset":
 		c.ZSet = make([]algorithms.ZMember, 0, len(raw.content)/2)
 		for i := 0; i+1 < len(raw.content); i += 2 {
@@ -251,8 +257,11 @@ func decodeKey(key string, parsed algorithms.Key, raw rawKey) (report.InspectKey
 		k.ZSet = c.ZSet
 	default:
 		want := "a hash"
-		if parsed.Algorithm == algorithms.SlidingLog {
+		switch parsed.Algorithm {
+		case algorithms.SlidingLog:
 			want = "a sorted set"
+		case algorithms.GCRA:
+			want = "a string"
 		}
 		return k, fmt.Errorf("%w: %s state is %s, this is a %s", algorithms.ErrBadState, parsed.Algorithm, want, raw.typ)
 	}

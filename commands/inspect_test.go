@@ -148,8 +148,16 @@ func TestInspectDecodesEveryAlgorithm(t *testing.T) {
 					if name == algorithms.SlidingLog && len(k.ZSet) != min(n, 10) {
 						t.Errorf("zset has %d members after %d requests", len(k.ZSet), n)
 					}
-					if name != algorithms.SlidingLog && len(k.Hash) == 0 {
-						t.Errorf("no raw hash content: %+v", k)
+					switch name {
+					case algorithms.SlidingLog:
+					case algorithms.GCRA:
+						if k.Type != "string" || k.Value == nil || *k.Value == "" {
+							t.Errorf("no raw string content: %+v", k)
+						}
+					default:
+						if len(k.Hash) == 0 {
+							t.Errorf("no raw hash content: %+v", k)
+						}
 					}
 				}
 			})

@@ -21,7 +21,7 @@ if level <= (burst - 1) * unit then
   level = level + unit
   redis.call('HSET', key, 'l', int(level), 'ts', int(now))
   local empty = cdiv(level, limit)
-  expire_in(empty)
-  return {1, idiv(burst * unit - level, unit), 0, empty, delay, now}
+  redis.call('PEXPIRE', key, ttl_ms(empty))
+  return {1, floor((burst * unit - level) / unit), 0, empty, delay, now}
 end
 return {0, 0, cdiv(level - (burst - 1) * unit, limit), cdiv(level, limit), 0, now}

@@ -14,20 +14,16 @@ if not now then
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
--- floor(a / b) for integers a >= 0, b > 0; corrects the rounding of the float division.
-local function idiv(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then
-    q = q - 1
-  elseif (q + 1) * b <= a then
-    q = q + 1
-  end
-  return q
-end
+local floor = math.floor
+
+-- floor(a / b) of non-negative integers is exact as floor(a / b) in doubles here:
+-- a correctly rounded quotient can only round up to an integer n when n*b - a < b
+-- and n*b > 2^53, that is when a + b > 2^53; policy bounds keep every dividend at or
+-- below 2^52 + 2*window and every divisor at most the window, far from that.
 
 -- ceil(a / b) for integers a >= 0, b > 0.
 local function cdiv(a, b)
-  return idiv(a + b - 1, b)
+  return floor((a + b - 1) / b)
 end
 
 -- An integer as Redis should store it: never in exponent notation.
@@ -35,10 +31,11 @@ local function int(x)
   return string.format('%d', x)
 end
 
--- Expire the key once its state is back to fresh, us microseconds from now, plus a
--- grace second: the state must outlive its last use even when the clock that decides
--- (TIME, or an explicit virtual time) and the server's expiry clock drift apart.
-local function expire_in(us)
-  redis.call('PEXPIRE', key, cdiv(us, 1000) + 1000)
+-- The TTL of a state that is back to fresh us microseconds from now: that, in whole
+-- ms, plus a grace second, because the state must outlive its last use even when the
+-- clock that decides (TIME, or an explicit virtual time) and the server's expiry
+-- clock drift apart.
+local function ttl_ms(us)
+  return cdiv(us, 1000) + 1000
 end
 

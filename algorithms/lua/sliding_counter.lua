@@ -3,7 +3,7 @@
 -- how much of it still overlaps (now - W, now]:
 --   estimate = p * (W - elapsed) / W + c, admitted while estimate < L,
 -- compared multiplied through by W so it stays in integers.
-local start = idiv(now, window) * window
+local start = floor(now / window) * window
 local elapsed = now - start
 local state = redis.call('HMGET', key, 'w', 'c', 'p')
 local w = tonumber(state[1])
@@ -17,16 +17,16 @@ local room = limit * window - prev * (window - elapsed)
 if cur * window < room then
   cur = cur + 1
   redis.call('HSET', key, 'w', int(start), 'c', int(cur), 'p', int(prev))
-  expire_in(start + 2 * window - now)
+  redis.call('PEXPIRE', key, ttl_ms(start + 2 * window - now))
   return {1, math.max(0, cdiv(room, window) - cur), 0, start + 2 * window - now, 0, now}
 end
 local retry
 if cur < limit then
   -- Later in this window, when prev * (W - e) < (L - cur) * W.
-  retry = window - idiv((limit - cur) * window - 1, prev) - elapsed
+  retry = window - floor(((limit - cur) * window - 1) / prev) - elapsed
 else
   -- In the next window, where this window's count becomes the weighted one.
-  retry = (window - elapsed) + window - idiv(limit * window - 1, cur)
+  retry = (window - elapsed) + window - floor((limit * window - 1) / cur)
 end
 local reset = start + window - now
 if cur > 0 then

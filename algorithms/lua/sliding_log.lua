@@ -8,7 +8,7 @@ if count < limit then
   while redis.call('ZADD', key, 'NX', int(now), int(now) .. '-' .. int(seq)) == 0 do
     seq = seq + 1
   end
-  expire_in(window)
+  redis.call('PEXPIRE', key, ttl_ms(window))
   return {1, limit - count - 1, 0, window, 0, now}
 end
 -- The (count - L + 1)-th oldest admission must leave the window before a slot frees.

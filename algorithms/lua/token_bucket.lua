@@ -20,7 +20,7 @@ if tokens >= unit then
   tokens = tokens - unit
   redis.call('HSET', key, 't', int(tokens), 'ts', int(now))
   local full = cdiv(cap - tokens, limit)
-  expire_in(full)
-  return {1, idiv(tokens, unit), 0, full, 0, now}
+  redis.call('PEXPIRE', key, ttl_ms(full))
+  return {1, floor(tokens / unit), 0, full, 0, now}
 end
 return {0, 0, cdiv(unit - tokens, limit), cdiv(cap - tokens, limit), 0, now}
