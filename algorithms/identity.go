@@ -30,6 +30,11 @@ func NormalizeIdentity(s string) (string, error) {
 	}
 	if len(s) <= 64 {
 		if addr, err := netip.ParseAddr(s); err == nil {
+			// A dotted-quad that parses is already canonical (netip refuses leading
+			// zeros), and formatting it again would cost an allocation on every check.
+			if addr.Is4() {
+				return s, nil
+			}
 			return addr.WithZone("").Unmap().String(), nil
 		}
 	}
