@@ -34,12 +34,6 @@ const (
 	DefaultShutdownTimeout   = 10 * time.Second
 )
 
-// The --store values of serve (hammer has the same two).
-const (
-	storeRedis = "redis"
-	storeLocal = "local"
-)
-
 // ServeOptions is everything ratelab serve is told.
 type ServeOptions struct {
 	Global
@@ -144,8 +138,8 @@ func (o *ServeOptions) Validate() error {
 	if err := o.Policy.Validate(); err != nil {
 		return Usagef("--limit/--window/--burst: %v", err)
 	}
-	if o.Store != storeRedis && o.Store != storeLocal {
-		return Usagef("--store %q: choose %q (one limit shared through Redis) or %q (a limiter per process)", o.Store, storeRedis, storeLocal)
+	if o.Store != StoreRedis && o.Store != StoreLocal {
+		return Usagef("--store %q: choose %q (one limit shared through Redis) or %q (a limiter per process)", o.Store, StoreRedis, StoreLocal)
 	}
 	seen := map[productapi.Class]bool{}
 	for _, r := range o.Rules {
@@ -233,7 +227,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 	defer conn.Close()
 
 	newLimiter := func(alg string, p algorithms.Policy) (algorithms.Limiter, error) {
-		if opts.Store == storeLocal {
+		if opts.Store == StoreLocal {
 			return algorithms.NewLocal(alg, p, nil)
 		}
 		return algorithms.NewRedis(conn.Client, keys, alg, p)
