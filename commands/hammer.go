@@ -186,7 +186,7 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 
 	var conn *redisconn.Conn
 	if len(opts.Targets) == 0 || opts.RedisURL != "" {
-		conn, err = redisconn.Open(ctx, opts.RedisURL, redisconn.Options{PoolSize: 256})
+		conn, err = redisconn.Open(ctx, opts.RedisURL, redisconn.Options{PoolSize: 256, MinIdleConns: 32})
 		if err != nil {
 			return err
 		}
@@ -288,7 +288,7 @@ const warmIdentity = "192.0.2.1"
 // warmPerNode is how many warm-up requests each node gets at once: enough to open the
 // HTTP and Redis connections a burst needs, so the first algorithm's run is not the one
 // that pays for dialing them.
-const warmPerNode = 32
+const warmPerNode = 64
 
 // startLead is how long before its first request a run's start is set, so setting up
 // never eats into the schedule.

@@ -53,6 +53,9 @@ type Conn struct {
 type Options struct {
 	// PoolSize is the connection pool size per server; 0 means go-redis's default.
 	PoolSize int
+	// MinIdleConns is how many connections per server are dialled ahead of need; a load
+	// generator wants them open before its first burst rather than during it.
+	MinIdleConns int
 	// DialTimeout bounds connecting and the first PING; 0 means 3s.
 	DialTimeout time.Duration
 }
@@ -103,7 +106,7 @@ func openEmbedded(opts Options) (*Conn, error) {
 		return nil, fmt.Errorf("embedded Redis: cannot listen on 127.0.0.1: %w", err)
 	}
 	c := &Conn{
-		Client:   redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: opts.PoolSize}),
+		Client:   redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: opts.PoolSize, MinIdleConns: opts.MinIdleConns}),
 		Backend:  "embedded",
 		Embedded: true,
 		mini:     m,
@@ -216,6 +219,7 @@ func newClient(rawURL string, opts Options) (*Conn, error) {
 		if opts.PoolSize > 0 {
 			co.PoolSize = opts.PoolSize
 		}
+		co.MinIdleConns = opts.MinIdleConns
 		return &Conn{Client: redis.NewClusterClient(co), Backend: Redact(rawURL), Cluster: true}, nil
 	}
 	o, err := redis.ParseURL(rawURL)
@@ -226,6 +230,7 @@ func newClient(rawURL string, opts Options) (*Conn, error) {
 	if opts.PoolSize > 0 {
 		o.PoolSize = opts.PoolSize
 	}
+	o.MinIdleConns = opts.MinIdleConns
 	return &Conn{Client: redis.NewClient(o), Backend: Redact(rawURL)}, nil
 }
 
