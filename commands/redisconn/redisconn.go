@@ -280,6 +280,8 @@ func Explain(err error, where string) error {
 		why, todo = "the server is not a cluster", "give one address without redis+cluster://"
 	case strings.Contains(msg, "LOADING"):
 		why, todo = "the server is still loading its data", "retry in a moment"
+	case strings.Contains(msg, "can't parse"), strings.Contains(msg, "HTTP/1."):
+		why, todo = "the server there does not speak the Redis protocol", "check the host and port: they belong to another kind of server"
 	case strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"), strings.Contains(msg, "broken pipe"):
 		why, todo = "the connection was closed", "check that the address is a Redis server and that it is running"
 	default:

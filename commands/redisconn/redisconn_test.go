@@ -11,6 +11,8 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -156,6 +158,18 @@ func TestOpenUnreachableSaysWhatToDo(t *testing.T) {
 	want := "cannot reach Redis " + url + " (connection refused); start redis-server there, or drop --redis to use the embedded one"
 	if err.Error() != want {
 		t.Fatalf("error = %q\nwant    %q", err, want)
+	}
+}
+
+func TestOpenOtherKindOfServer(t *testing.T) {
+	t.Parallel()
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	url := "redis://" + web.Listener.Addr().String()
+	_, err := redisconn.Open(context.Background(), url, redisconn.Options{DialTimeout: time.Second})
+	if !errors.Is(err, redisconn.ErrUnreachable) || !strings.Contains(err.Error(), "does not speak the Redis protocol") ||
+		strings.Contains(err.Error(), "HTTP/1.1") {
+		t.Fatalf("an HTTP server at %s gave %v; want words, not the raw reply", url, err)
 	}
 }
 

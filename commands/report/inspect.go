@@ -399,7 +399,13 @@ func inspectHash(h map[string]string) string {
 	sort.Strings(names)
 	parts := make([]string, len(names))
 	for i, k := range names {
-		parts[i] = k + "=" + h[k]
+		v := h[k]
+		// Raw content is shown as stored; a value with line breaks or other control
+		// characters is quoted, so that it cannot break the layout or the terminal.
+		if strings.IndexFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
+			v = strconv.Quote(v)
+		}
+		parts[i] = k + "=" + v
 	}
 	return strings.Join(parts, " ")
 }
