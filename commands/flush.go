@@ -64,16 +64,11 @@ var ErrNotConfirmed = errors.New("flush not confirmed; nothing deleted")
 // never touched, and keys under it that are not of a form ratelab writes are
 // reported and left alone, since they may belong to someone else.
 func Flush(ctx context.Context, opts FlushOptions, ios IO) error {
-	keys, err := algorithms.NewKeyspace(opts.Prefix)
+	keys, output, err := keyspaceAndOutput(opts.Prefix, opts.Output)
 	if err != nil {
-		return UsageError(fmt.Errorf("--prefix: %w", err))
+		return err
 	}
-	if opts.Output == "" {
-		opts.Output = "text"
-	}
-	if opts.Output != "text" && opts.Output != "json" {
-		return Usagef("--output %q: use text or json", opts.Output)
-	}
+	opts.Output = output
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultFlushBatch
 	}

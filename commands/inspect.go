@@ -36,21 +36,32 @@ type InspectOptions struct {
 // it estimates the total from a sample.
 const DefaultMemorySample = 1000
 
+// keyspaceAndOutput checks the --prefix and --output that inspect and flush share;
+// output defaults to text.
+func keyspaceAndOutput(prefix, output string) (algorithms.Keyspace, string, error) {
+	keys, err := algorithms.NewKeyspace(prefix)
+	if err != nil {
+		return algorithms.Keyspace{}, "", UsageError(fmt.Errorf("--prefix: %w", err))
+	}
+	switch output {
+	case "":
+		return keys, "text", nil
+	case "text", "json":
+		return keys, output, nil
+	}
+	return algorithms.Keyspace{}, "", Usagef("--output %q: use text or json", output)
+}
+
 // Inspect shows what ratelab holds in Redis: one key, every limiter key of one
 // identity, or a summary of everything under the prefix. A missing key, a key that is
 // not ratelab's and one it cannot decode are errors with ExitMissing, ExitForeign and
 // ExitUndecodable.
 func Inspect(ctx context.Context, opts InspectOptions, ios IO) error {
-	keys, err := algorithms.NewKeyspace(opts.Prefix)
+	keys, output, err := keyspaceAndOutput(opts.Prefix, opts.Output)
 	if err != nil {
-		return UsageError(fmt.Errorf("--prefix: %w", err))
+		return err
 	}
-	if opts.Output == "" {
-		opts.Output = "text"
-	}
-	if opts.Output != "text" && opts.Output != "json" {
-		return Usagef("--output %q: use text or json", opts.Output)
-	}
+	opts.Output = output
 	if opts.Key != "" && opts.Identity != "" {
 		return Usagef("give a KEY or an identity (--ip, --key-id, --api-key), not both")
 	}
