@@ -480,7 +480,7 @@ func fillReport(h *report.Hammer, runs []hammerRun, sched *scenario.Schedule, id
 			AchievedRPS: r.res.AchievedRPS, LateSends: r.res.Late, SendLagUs: sendLag(r.res.SendLag),
 			PeakInWindow: burst.PeakInWindow, PeakInTenthWindow: burst.PeakInTenthWindow,
 			ExpectedMaxInWindow: r.bound, BurstRatio: burst.BurstRatio,
-			CheckLatencyUs: report.CheckLatency{Count: cl.Count, P50: cl.P50, P90: cl.P90, P99: cl.P99, P999: cl.P999, Max: cl.Max},
+			CheckLatencyUs: cl,
 			E2ELatencyUs:   report.E2ELatency{P50: e2e.P50, P90: e2e.P90, P99: e2e.P99, P999: e2e.P999, Max: e2e.Max},
 			Timeline: &report.Timeline{
 				Identity: tl.Identity, EdgeOffsetMs: float64(sched.TimelineEdge()) / float64(time.Millisecond),
