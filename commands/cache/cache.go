@@ -526,7 +526,7 @@ func (c *Cache) listen(ctx context.Context) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				backoff = 50 * time.Millisecond
-				c.setSubscribed(true)
+				c.gotSubscription()
 				c.once.Do(func() { close(c.ready) })
 			}
 		case *redis.Message:
@@ -554,34 +554,31 @@ func (c *Cache) handle(ctx context.Context, payload string) {
 	}
 }
 
-func (c *Cache) lostSubscription(err error) {
+// switchSubscription records whether this node holds its invalidation subscription.
+// Either way the local tier starts over: what it held may have missed invalidations.
+func (c *Cache) switchSubscription(on bool) (was, ever bool) {
 	c.mu.Lock()
-	was := c.subscribed
-	c.subscribed = false
+	defer c.mu.Unlock()
+	was, ever = c.subscribed, c.everSubscribed
+	c.subscribed = on
+	c.everSubscribed = ever || on
 	c.epoch++
 	if c.local != nil {
 		c.local.Purge()
 	}
-	c.mu.Unlock()
-	if was {
+	return was, ever
+}
+
+func (c *Cache) lostSubscription(err error) {
+	if was, _ := c.switchSubscription(false); was {
 		c.stats.localDrops.Add(1)
 		c.log.Warn("cache: invalidation subscription lost; local tier dropped until it is back",
 			"err", redisconn.Explain(err, c.opts.Where))
 	}
 }
 
-func (c *Cache) setSubscribed(on bool) {
-	c.mu.Lock()
-	was := c.subscribed
-	c.subscribed = on
-	c.epoch++
-	if c.local != nil {
-		c.local.Purge()
-	}
-	again := on && !was && c.everSubscribed
-	c.everSubscribed = c.everSubscribed || on
-	c.mu.Unlock()
-	if again {
+func (c *Cache) gotSubscription() {
+	if was, ever := c.switchSubscription(true); !was && ever {
 		c.log.Info("cache: invalidation subscription back; the local tier starts empty")
 	}
 }
