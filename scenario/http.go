@@ -28,10 +28,19 @@ type HTTPTarget struct {
 	identities []string
 	client     *http.Client
 	next       atomic.Uint64
+	// policies holds the first RateLimit-Policy header each target answered with.
+	policies []atomic.Pointer[string]
+	// sources counts answers by their X-Cache header.
+	sources sync.Map // string → *atomic.Int64
 	// Record, when set, receives each decision read from a response (the client's
-	// clock stands for the server's): the burst analysis of nodes ratelab does not run.
+	// clock stands for the server's), with the check's latency from the response's
+	// Server-Timing: the burst analysis of nodes ratelab does not run.
 	Record *Recorder
 }
+
+// ErrCheckFailed is what a target's decision is recorded with when its Server-Timing
+// says the limiter check failed and the node's fail mode decided instead.
+var ErrCheckFailed = errors.New("the target's limiter check failed")
 
 // NewHTTPTarget checks that every base URL is http(s) on a loopback address and returns
 // a target that keeps up to conns connections open and gives each request timeout.
@@ -58,6 +67,7 @@ func NewHTTPTarget(bases []string, identities []string, conns int, timeout time.
 		bases:      clean,
 		identities: identities,
 		client:     &http.Client{Transport: tr, Timeout: timeout},
+		policies:   make([]atomic.Pointer[string], len(clean)),
 	}, nil
 }
 
@@ -79,12 +89,15 @@ func CheckLoopbackURL(raw string) (*url.URL, error) {
 		raw, host, ErrNotLoopback)
 }
 
-// Send sends one request and reads the decision from its status: 200 allowed, 429
-// denied, anything else (or no answer) failed.
+// Send sends one request and reads the decision from the answer: the status (200
+// allowed, 429 denied, anything else or no answer failed) and, from a ratelab serve
+// node, the Server-Timing header: the check's latency, and whether the check failed
+// (a 200 then is a fail-open admission, a 503 a fail-closed refusal). It also counts
+// the answer's X-Cache source and notes the target's RateLimit-Policy.
 func (t *HTTPTarget) Send(ctx context.Context, a Arrival) Status {
-	base := t.bases[(t.next.Add(1)-1)%uint64(len(t.bases))]
+	n := (t.next.Add(1) - 1) % uint64(len(t.bases))
 	identity := t.identities[a.Identity]
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/products/"+strconv.Itoa(int(a.Product)), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.bases[n]+"/products/"+strconv.Itoa(int(a.Product)), nil)
 	if err != nil {
 		return Failed
 	}
@@ -98,19 +111,92 @@ func (t *HTTPTarget) Send(ctx context.Context, a Arrival) Status {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
+	if t.policies[n].Load() == nil {
+		if p := resp.Header.Get("RateLimit-Policy"); p != "" {
+			t.policies[n].CompareAndSwap(nil, &p)
+		}
+	}
+	if src := resp.Header.Get("X-Cache"); src != "" {
+		t.countSource(src)
+	}
+	took, outcome, timed := ParseServerTiming(resp.Header.Values("Server-Timing"))
+	var checkErr error
+	if timed && outcome == "error" {
+		checkErr = ErrCheckFailed
+	}
 	var status Status
-	switch resp.StatusCode {
-	case http.StatusOK:
+	switch {
+	case resp.StatusCode == http.StatusOK:
 		status = Allowed
-	case http.StatusTooManyRequests:
+	case resp.StatusCode == http.StatusTooManyRequests:
 		status = Denied
+	case checkErr != nil:
+		status = Failed // fail closed: the check failed and the node refused
 	default:
 		return Failed
 	}
 	if t.Record != nil {
-		t.Record.Record(identity, time.Now().UnixMicro(), status == Allowed, 0, nil)
+		t.Record.Record(identity, time.Now().UnixMicro(), status == Allowed, took, checkErr)
 	}
 	return status
+}
+
+// ParseServerTiming finds the limiter check's metric (ratelimit;dur=<ms>;desc="<outcome>")
+// among Server-Timing header values and returns its duration and outcome; ok is false
+// when no value carries it.
+func ParseServerTiming(values []string) (took time.Duration, outcome string, ok bool) {
+	for _, v := range values {
+		for metric := range strings.SplitSeq(v, ",") {
+			params := strings.Split(metric, ";")
+			if strings.TrimSpace(params[0]) != "ratelimit" {
+				continue
+			}
+			for _, p := range params[1:] {
+				name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+				switch strings.ToLower(name) {
+				case "dur":
+					if ms, err := strconv.ParseFloat(value, 64); err == nil && ms >= 0 {
+						took = time.Duration(ms * float64(time.Millisecond))
+					}
+				case "desc":
+					outcome = strings.Trim(value, `"`)
+				}
+			}
+			return took, outcome, true
+		}
+	}
+	return 0, "", false
+}
+
+func (t *HTTPTarget) countSource(src string) {
+	c, ok := t.sources.Load(src)
+	if !ok {
+		c, _ = t.sources.LoadOrStore(src, new(atomic.Int64))
+	}
+	c.(*atomic.Int64).Add(1)
+}
+
+// Sources counts the answers by their X-Cache header (local, redis, wait, miss,
+// shared, bypass from a ratelab serve node).
+func (t *HTTPTarget) Sources() map[string]int64 {
+	out := make(map[string]int64)
+	t.sources.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
+}
+
+// Policies returns, for each target, the first RateLimit-Policy header it answered
+// with ("" when none did).
+func (t *HTTPTarget) Policies() []string {
+	out := make([]string, len(t.policies))
+	for i := range t.policies {
+		if p := t.policies[i].Load(); p != nil {
+			out[i] = *p
+		}
+	}
+	return out
 }
 
 // Warm sends perNode requests at once to every node as identity (one that is not the

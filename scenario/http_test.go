@@ -88,6 +88,82 @@ func TestHTTPTargetRoundRobinWithForwardedFor(t *testing.T) {
 	}
 }
 
+func TestParseServerTiming(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		values  []string
+		took    time.Duration
+		outcome string
+		ok      bool
+	}{
+		{[]string{`ratelimit;dur=0.231;desc="allowed"`}, 231 * time.Microsecond, "allowed", true},
+		{[]string{`db;dur=53, ratelimit;desc="denied";dur=1.5`}, 1500 * time.Microsecond, "denied", true},
+		{[]string{`cache;desc="hit"`, `ratelimit; dur=50.000; desc=error`}, 50 * time.Millisecond, "error", true},
+		{[]string{`ratelimit`}, 0, "", true},
+		{[]string{`ratelimit;dur=-3;desc="allowed"`}, 0, "allowed", true},
+		{[]string{`db;dur=53`}, 0, "", false},
+		{nil, 0, "", false},
+	}
+	for _, tt := range tests {
+		took, outcome, ok := ParseServerTiming(tt.values)
+		if took != tt.took || outcome != tt.outcome || ok != tt.ok {
+			t.Errorf("ParseServerTiming(%q) = %v, %q, %v; want %v, %q, %v", tt.values, took, outcome, ok, tt.took, tt.outcome, tt.ok)
+		}
+	}
+}
+
+func TestHTTPTargetReadsServerTimingCacheAndPolicy(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("RateLimit-Policy", `"default";q=10;w=1`)
+		switch r.URL.Path {
+		case "/products/1": // checked and admitted, from the local tier
+			w.Header().Set("Server-Timing", `ratelimit;dur=0.250;desc="allowed"`)
+			w.Header().Set("X-Cache", "local")
+		case "/products/2": // the check failed and the node served anyway: fail open
+			w.Header().Set("Server-Timing", `ratelimit;dur=50.000;desc="error"`)
+			w.Header().Set("X-Cache", "miss")
+		case "/products/3": // the check failed and the node refused: fail closed
+			w.Header().Set("Server-Timing", `ratelimit;dur=50.000;desc="error"`)
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case "/products/4": // a server error that is not the limiter's
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	ids := []string{"10.0.0.1"}
+	tg, err := NewHTTPTarget([]string{srv.URL}, ids, 4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	rec := NewRecorder(ids)
+	tg.Record = rec
+	ctx := context.Background()
+	want := []Status{Allowed, Allowed, Failed, Failed}
+	for i, w := range want {
+		if s := tg.Send(ctx, Arrival{Product: int32(i + 1)}); s != w {
+			t.Errorf("product %d: status %v, want %v", i+1, s, w)
+		}
+	}
+	// One admitted check, two failed checks; the plain 503 carried no check at all.
+	if c := rec.Checks(); c != (Checks{Allowed: 1, Errors: 2}) {
+		t.Errorf("recorded %+v; want 1 allowed, 2 check errors", c)
+	}
+	if adm := rec.Admitted(); len(adm[0]) != 1 {
+		t.Errorf("admitted %v; a fail-open admission is not a limiter admission", adm)
+	}
+	if l := rec.Latency(); l.TotalCount() != 3 || l.Min() < 250 || l.Max() < 50_000 {
+		t.Errorf("check latency: %d values, %d..%dµs; want 3 from Server-Timing, 250µs..50ms", l.TotalCount(), l.Min(), l.Max())
+	}
+	if src := tg.Sources(); src["local"] != 1 || src["miss"] != 1 || len(src) != 2 {
+		t.Errorf("cache sources %v", src)
+	}
+	if p := tg.Policies(); len(p) != 1 || p[0] != `"default";q=10;w=1` {
+		t.Errorf("policies %q", p)
+	}
+}
+
 func TestRecorderWrap(t *testing.T) {
 	t.Parallel()
 	ids := []string{"10.0.0.1", "10.0.0.2"}

@@ -34,13 +34,13 @@ const (
 	DefaultDrain     = 10 * time.Second
 	// interruptGrace is how long requests in flight may finish after Ctrl-C.
 	interruptGrace = time.Second
-	// preciseBelow is the wait under which the dispatcher sleeps precisely (see sleepShort).
+	// preciseBelow is the wait under which the pacer sleeps precisely (see sleepShort).
 	preciseBelow = 2 * time.Millisecond
 )
 
-// Runner sends a schedule open loop: a dispatcher follows the pacer and hands each
-// request, at its intended time, to a bounded pool of workers. When every worker is
-// busy the dispatcher waits, the requests it holds go out late, and the lateness is
+// Runner sends a schedule open loop: a pacer, on a real-time thread where the OS
+// permits it, follows the schedule and hands each request, at its intended time, to a
+// bounded pool of workers. When every worker is busy the pacer waits, the requests it holds go out late, and the lateness is
 // counted and included in their latency: end-to-end latency is measured from each
 // request's intended send time, so a saturated generator cannot hide (no coordinated
 // omission).
@@ -79,6 +79,16 @@ type Result struct {
 	E2E *hdrhistogram.Histogram `json:"-"`
 	// SendLag is how far behind its intended time each request went out, merged over workers.
 	SendLag *hdrhistogram.Histogram `json:"-"`
+	// PacerLag is how far behind its intended time the pacer was ready to hand each
+	// request to a worker; PacerLate counts those more than LateAfter behind. PoolFull
+	// counts the hand-offs that found every worker busy and waited. With PoolFull at 0,
+	// the pacer's lag is the OS running it late: the machine, not the generator's pool.
+	PacerLag  *hdrhistogram.Histogram `json:"-"`
+	PacerLate int64                   `json:"pacer_late"`
+	PoolFull  int64                   `json:"pool_full"`
+	// PacerRealtime reports that the pacer ran on a real-time (SCHED_FIFO) thread; it
+	// needs CAP_SYS_NICE or an RLIMIT_RTPRIO allowance, and Linux.
+	PacerRealtime bool `json:"pacer_realtime"`
 }
 
 type workerStats struct {
@@ -100,11 +110,13 @@ func (r Runner) Run(ctx context.Context, start time.Time) Result {
 	defer cancelRequests()
 	jobs := make(chan int)
 	stats := make([]workerStats, workers)
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
+	ready.Add(workers)
 	for w := range workers {
 		wg.Go(func() {
 			st := &stats[w]
 			st.e2e, st.lag = NewE2EHistogram(), NewE2EHistogram()
+			ready.Done()
 			for i := range jobs {
 				a := arrivals[i]
 				intended := start.Add(a.At)
@@ -130,43 +142,17 @@ func (r Runner) Run(ctx context.Context, start time.Time) Result {
 		})
 	}
 
-	res := Result{}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	// The pacer starts when every worker is up, so the first requests find them waiting.
+	ready.Wait()
+	res := Result{PacerLag: NewE2EHistogram()}
 	sent := 0
-dispatch:
-	for {
-		wait, stop := r.Schedule.Pace(time.Since(start), sent)
-		if stop {
-			break
-		}
-		if wait > preciseBelow {
-			// A runtime timer for the long waits, woken early by a cancel; the last
-			// stretch in sleepShort, to the request's intended time.
-			timer.Reset(wait - preciseBelow)
-			select {
-			case <-ctx.Done():
-				res.Interrupted = true
-				break dispatch
-			case <-timer.C:
-			}
-			continue
-		}
-		if wait > 0 {
-			sleepShort(wait)
-			continue
-		}
-		select {
-		case jobs <- sent:
-			sent++
-			if r.Progress != nil {
-				r.Progress()
-			}
-		case <-ctx.Done():
-			res.Interrupted = true
-			break dispatch
-		}
-	}
+	paced := make(chan struct{})
+	go func() {
+		defer close(paced)
+		res.PacerRealtime = realtimePacer()
+		sent, res.Interrupted = r.pace(ctx, start, jobs, lateAfter, &res)
+	}()
+	<-paced
 	res.Elapsed = max(0, time.Since(start))
 	close(jobs)
 
@@ -194,6 +180,56 @@ dispatch:
 		res.AchievedRPS = float64(res.Sent) / res.Elapsed.Seconds()
 	}
 	return res
+}
+
+// pace is the pacer: it follows the schedule and hands each request, at its intended
+// time, to a worker. It records how late it was ready to hand each one off, and how
+// often it found every worker busy.
+func (r Runner) pace(ctx context.Context, start time.Time, jobs chan<- int, lateAfter time.Duration, res *Result) (sent int, interrupted bool) {
+	arrivals := r.Schedule.Arrivals
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait, stop := r.Schedule.Pace(time.Since(start), sent)
+		if stop {
+			return sent, false
+		}
+		if wait > preciseBelow {
+			// A runtime timer for the long waits, woken early by a cancel; the last
+			// stretch in sleepShort, to the request's intended time.
+			timer.Reset(wait - preciseBelow)
+			select {
+			case <-ctx.Done():
+				return sent, true
+			case <-timer.C:
+			}
+			continue
+		}
+		if wait > 0 {
+			sleepShort(wait)
+			continue
+		}
+		lag := time.Since(start.Add(arrivals[sent].At))
+		record(res.PacerLag, lag)
+		if lag > lateAfter {
+			res.PacerLate++
+		}
+		select {
+		case jobs <- sent:
+		default:
+			// Every worker is busy: wait for one, and count that the pool held us up.
+			res.PoolFull++
+			select {
+			case jobs <- sent:
+			case <-ctx.Done():
+				return sent, true
+			}
+		}
+		sent++
+		if r.Progress != nil {
+			r.Progress()
+		}
+	}
 }
 
 func cmpOr[T int | time.Duration](v, def T) T {

@@ -62,9 +62,29 @@ func TestRunnerCountsLateSendsWhenSaturated(t *testing.T) {
 	if res.Late < 9 {
 		t.Fatalf("late sends %d; want at least 9 of 10", res.Late)
 	}
+	// The pool held the pacer up: it says so, and the hand-offs after the first wait
+	// went out late from the pacer too.
+	if res.PoolFull < 9 || res.PacerLate < 8 || res.PacerLag.TotalCount() != 10 {
+		t.Fatalf("pool full %d times, pacer late %d of %d; want 9, at least 8, 10", res.PoolFull, res.PacerLate, res.PacerLag.TotalCount())
+	}
 	// Latency counts from the intended time: the last waited for nine before it.
 	if res.E2E.Max() < (9 * 20 * time.Millisecond).Microseconds() {
 		t.Fatalf("max latency %dµs hides the queueing", res.E2E.Max())
+	}
+}
+
+func TestRunnerPoolFullOnlyWhenWorkersAreBusy(t *testing.T) {
+	t.Parallel()
+	// Sixteen workers for requests 2ms apart that are answered at once: a worker is
+	// always waiting, so the pacer is never held up.
+	s := &Schedule{Config: Config{Duration: 40 * time.Millisecond}}
+	for i := range 20 {
+		s.Arrivals = append(s.Arrivals, Arrival{At: time.Duration(i) * 2 * time.Millisecond})
+	}
+	send := func(context.Context, Arrival) Status { return Allowed }
+	res := Runner{Schedule: s, Send: send, Workers: 16}.Run(context.Background(), time.Now())
+	if res.Sent != 20 || res.PoolFull != 0 || res.PacerLag.TotalCount() != 20 {
+		t.Fatalf("sent %d, pool full %d times, pacer lag for %d; want 20, 0, 20", res.Sent, res.PoolFull, res.PacerLag.TotalCount())
 	}
 }
 
