@@ -52,8 +52,10 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.CheckTimeout)
 		start := time.Now()
 		d, err := lim.Allow(ctx, id)
-		a.metrics.checkSeconds.WithLabelValues(alg).Observe(time.Since(start).Seconds())
+		took := time.Since(start)
+		a.metrics.checkSeconds.WithLabelValues(alg).Observe(took.Seconds())
 		cancel()
+		setServerTiming(w.Header(), took, d, err)
 		if err != nil {
 			if errors.Is(err, algorithms.ErrInvalidIdentity) {
 				a.metrics.requests.WithLabelValues(route, decisionRejected, alg).Inc()
@@ -153,6 +155,36 @@ func setRateLimitHeaders(h http.Header, name string, p algorithms.Policy, d algo
 	h.Set("X-RateLimit-Limit", limit)
 	h.Set("X-RateLimit-Remaining", remaining)
 	h.Set("X-RateLimit-Reset", resetS)
+}
+
+// The Server-Timing metric of the limiter check, and its outcomes (the desc parameter):
+// a client such as ratelab hammer --target reads the decision and the check's own
+// latency from it.
+const (
+	ServerTimingMetric = "ratelimit"
+	CheckAllowed       = "allowed"
+	CheckDenied        = "denied"
+	CheckError         = "error"
+)
+
+// setServerTiming writes `Server-Timing: ratelimit;dur=0.231;desc="allowed"`: how long
+// the limiter check took, in milliseconds, and what it decided ("error" when it failed
+// and the fail mode decided instead).
+func setServerTiming(h http.Header, took time.Duration, d algorithms.Decision, err error) {
+	outcome := CheckAllowed
+	switch {
+	case err != nil:
+		outcome = CheckError
+	case !d.Allowed:
+		outcome = CheckDenied
+	}
+	b := make([]byte, 0, 48)
+	b = append(b, ServerTimingMetric+";dur="...)
+	b = strconv.AppendFloat(b, float64(took)/float64(time.Millisecond), 'f', 3, 64)
+	b = append(b, `;desc="`...)
+	b = append(b, outcome...)
+	b = append(b, '"')
+	h.Set("Server-Timing", string(b))
 }
 
 // ceilSeconds rounds d up to whole seconds, at least 1 for any positive d.

@@ -14,6 +14,7 @@ import (
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands/productapi"
 	"github.com/ratelab/ratelab/internal/redistest"
+	"github.com/ratelab/ratelab/scenario"
 )
 
 // TestGlobalLimitAcrossNodes: three API servers sharing one Redis admit one client
@@ -173,6 +174,14 @@ func TestRateLimitHeaders(t *testing.T) {
 							t.Errorf("response %d (%d) has no %s header", i, w.Code, name)
 						}
 					}
+					wantOutcome := productapi.CheckAllowed
+					if w.Code == http.StatusTooManyRequests {
+						wantOutcome = productapi.CheckDenied
+					}
+					if took, outcome, ok := scenario.ParseServerTiming(w.Header().Values("Server-Timing")); !ok || outcome != wantOutcome || took <= 0 {
+						t.Errorf("response %d (%d): Server-Timing %q; want the check's duration and %q",
+							i, w.Code, w.Header().Values("Server-Timing"), wantOutcome)
+					}
 					switch w.Code {
 					case http.StatusOK:
 						if w.Header().Get("Retry-After") != "" {
@@ -284,6 +293,11 @@ func TestCheckTimeout(t *testing.T) {
 			}
 			if w.Code != want || took < budget || took > 2*time.Second {
 				t.Errorf("%s, request %d: %d after %s; want %d after the %s budget", mode, i, w.Code, took, want, budget)
+			}
+			// Server-Timing tells a load generator the check failed, and how long it took.
+			st, outcome, ok := scenario.ParseServerTiming(w.Header().Values("Server-Timing"))
+			if !ok || outcome != productapi.CheckError || st < budget {
+				t.Errorf("%s: Server-Timing %q; want the %s budget and desc %q", mode, w.Header().Values("Server-Timing"), budget, productapi.CheckError)
 			}
 		}
 	}
