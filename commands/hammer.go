@@ -154,6 +154,7 @@ type hammerRun struct {
 	rec       *scenario.Recorder
 	edgeMicro int64 // the timeline's window edge, in limiter time
 	bound     int64
+	policies  []string // with --target: each target's RateLimit-Policy header
 }
 
 // hammerGCPercent is the GOGC of a hammer run.
@@ -229,7 +230,8 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 		var run hammerRun
 		var cs report.Cache
 		if len(opts.Targets) > 0 {
-			run, err = hammerTargets(ctx, opts, sched, ids, offset, bar)
+			run, cs, err = hammerTargets(ctx, opts, sched, ids, offset, bar)
+			h.TargetPolicies = run.policies
 		} else {
 			run, cs, err = hammerNodes(ctx, opts, conn, name, sched, ids, offset, bar)
 		}
@@ -392,11 +394,11 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 // hammerTargets runs the schedule once against running `ratelab serve` processes,
 // reading each decision from the response.
 func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Schedule, ids []string,
-	offset time.Duration, bar *progressbar.ProgressBar) (hammerRun, error) {
+	offset time.Duration, bar *progressbar.ProgressBar) (hammerRun, report.Cache, error) {
 	rec := scenario.NewRecorder(ids)
 	target, err := scenario.NewHTTPTarget(opts.Targets, ids, cmpOr(opts.Workers, scenario.DefaultWorkers), requestTimeout(opts.Policy))
 	if err != nil {
-		return hammerRun{}, UsageError(err)
+		return hammerRun{}, report.Cache{}, UsageError(err)
 	}
 	defer target.Close()
 	target.Record = rec
@@ -410,8 +412,25 @@ func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Sche
 	if name != "serve" {
 		bound = algorithms.ExpectedMaxInWindow(name, opts.Policy)
 	}
-	return hammerRun{name: name, policy: opts.Policy, res: res, rec: rec,
-		edgeMicro: edge + sched.TimelineEdge().Microseconds(), bound: bound}, nil
+	run := hammerRun{name: name, policy: opts.Policy, res: res, rec: rec,
+		edgeMicro: edge + sched.TimelineEdge().Microseconds(), bound: bound, policies: target.Policies()}
+	return run, targetCache(target.Sources()), nil
+}
+
+// targetCache counts the targets' answers by their X-Cache header as the in-process
+// nodes count their cache: "wait" is a Redis hit after waiting for another node's
+// fill, "miss" a fill; "shared" (a read that joined one already under way in the
+// node) and "bypass" (Redis unusable) are neither.
+func targetCache(sources map[string]int64) report.Cache {
+	c := report.Cache{
+		LocalHits:     sources[string(cache.FromLocal)],
+		RedisHits:     sources[string(cache.FromRedis)] + sources[string(cache.FromWait)],
+		Misses:        sources[string(cache.FromLoad)],
+		FillLockWaits: sources[string(cache.FromWait)],
+		BackendCalls:  sources[string(cache.FromLoad)] + sources[string(cache.FromBypass)],
+	}
+	c.Hits = c.LocalHits + c.RedisHits
+	return c
 }
 
 func runner(opts HammerOptions, sched *scenario.Schedule, send scenario.SendFunc, bar *progressbar.ProgressBar) scenario.Runner {
@@ -464,7 +483,8 @@ func fillReport(h *report.Hammer, runs []hammerRun, sched *scenario.Schedule, id
 	}
 	h.Cache = c
 	var elapsed time.Duration
-	lag := scenario.NewE2EHistogram()
+	lag, pacerLag := scenario.NewE2EHistogram(), scenario.NewE2EHistogram()
+	h.PacerRealtime = len(runs) > 0
 	follow := sched.AttackerOrFirst()
 	for _, r := range runs {
 		p := r.policy
@@ -495,13 +515,19 @@ func fillReport(h *report.Hammer, runs []hammerRun, sched *scenario.Schedule, id
 		h.Algorithms = append(h.Algorithms, a)
 		h.Sent += r.res.Sent
 		h.LateSends += r.res.Late
+		h.PacerLate += r.res.PacerLate
+		h.PoolFull += r.res.PoolFull
+		h.PacerRealtime = h.PacerRealtime && r.res.PacerRealtime
 		h.Interrupted = h.Interrupted || r.res.Interrupted
 		elapsed += r.res.Elapsed
 		if r.res.SendLag != nil {
 			lag.Merge(r.res.SendLag)
 		}
+		if r.res.PacerLag != nil {
+			pacerLag.Merge(r.res.PacerLag)
+		}
 	}
-	h.SendLagUs = sendLag(lag)
+	h.SendLagUs, h.PacerLagUs = sendLag(lag), sendLag(pacerLag)
 	if elapsed > 0 {
 		h.AchievedRPS = float64(h.Sent) / elapsed.Seconds()
 	}

@@ -312,9 +312,49 @@ func TestHammerTargets(t *testing.T) {
 	if h.Backend != "targets" || len(h.Targets) != 1 || a.Sent != 40 || a.Errors != 0 {
 		t.Fatalf("targets run: backend %q, %+v", h.Backend, a)
 	}
-	// Decisions come from the status codes: each identity got L of its two bursts of 2L.
-	if a.Allowed != 10 || a.Denied != 30 || a.PeakInWindow != 5 || a.CheckLatencyUs.Count != 0 {
-		t.Errorf("allowed %d, denied %d, peak %d, checks timed %d; want 10, 30, 5 and none timed here",
-			a.Allowed, a.Denied, a.PeakInWindow, a.CheckLatencyUs.Count)
+	// Decisions come from the answers: each identity got L of its two bursts of 2L, and
+	// every check's latency came in its Server-Timing header.
+	if a.Allowed != 10 || a.Denied != 30 || a.PeakInWindow != 5 || a.CheckLatencyUs.Count != 40 || a.CheckLatencyUs.Max <= 0 {
+		t.Errorf("allowed %d, denied %d, peak %d, checks timed %d (max %dµs); want 10, 30, 5, 40 timed",
+			a.Allowed, a.Denied, a.PeakInWindow, a.CheckLatencyUs.Count, a.CheckLatencyUs.Max)
+	}
+	if len(h.TargetPolicies) != 1 || h.TargetPolicies[0] != `"default";q=5;w=1` {
+		t.Errorf("target policies %q; want the RateLimit-Policy the server sent", h.TargetPolicies)
+	}
+	// The ten admitted requests were served through the cache, read from X-Cache.
+	c := h.Cache
+	if c.Hits+c.Misses != 10 || c.Misses == 0 || c.BackendCalls != c.Misses {
+		t.Errorf("cache from X-Cache %+v; want 10 reads, some misses, a backend call per miss", c)
+	}
+}
+
+func TestHammerTargetsFailOpenFromServerTiming(t *testing.T) {
+	b := redistest.Embedded(t)
+	lim, err := algorithms.NewRedis(b.Client, algorithms.MustKeyspace("ratelabtest"), algorithms.SlidingLog, algorithms.Policy{Limit: 5, Window: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := productapi.New(productapi.Config{
+		Backend: productapi.NewBackend(0, 10), Limiter: lim, CheckTimeout: 200 * time.Millisecond,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	opts := boundaryOptions(b.URL(), 10, algorithms.SlidingLog)
+	opts.Targets = []string{srv.URL}
+	opts.RedisURL = "" // the target's Redis goes away; hammer does not need one
+	b.Mini.Close()
+	h, err := hammerJSON(t, context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every check failed and the node served anyway (fail open): Server-Timing says so.
+	a := h.Algorithms[0]
+	if a.Allowed != 40 || a.FailOpen != 40 || a.PeakInWindow != 0 || a.Errors != 0 {
+		t.Errorf("allowed %d, fail-open %d, peak %d, errors %d; want 40 admitted unchecked, none counted toward a peak",
+			a.Allowed, a.FailOpen, a.PeakInWindow, a.Errors)
 	}
 }

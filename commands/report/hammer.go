@@ -32,8 +32,11 @@ type Hammer struct {
 	Store string `json:"store"`
 	// Targets are the URLs hammered with --target; empty for in-process nodes.
 	Targets []string `json:"targets,omitempty"`
-	Pattern string   `json:"pattern"`
-	IPs     int      `json:"ips"`
+	// TargetPolicies are the RateLimit-Policy headers the targets answered with, one
+	// per target ("" for a target that sent none).
+	TargetPolicies []string `json:"target_policies,omitempty"`
+	Pattern        string   `json:"pattern"`
+	IPs            int      `json:"ips"`
 	// Products is how many distinct products were requested, with Zipf popularity.
 	Products int `json:"products"`
 	// TargetRPS is the requested arrival rate; AchievedRPS what was sent, over every run.
@@ -47,7 +50,17 @@ type Hammer struct {
 	LateAfterUs   int64   `json:"late_after_us"`
 	// SendLagUs is how far behind schedule requests went out, over every run.
 	SendLagUs SendLag `json:"send_lag_us"`
-	Seed      uint64  `json:"seed"`
+	// PacerRealtime reports that the pacer ran on a real-time (SCHED_FIFO) thread in
+	// every run; without CAP_SYS_NICE it runs at normal priority.
+	PacerRealtime bool `json:"pacer_realtime"`
+	// PacerLagUs is how far behind schedule the pacer was ready to hand requests to
+	// workers, and PacerLate how many times more than LateAfterUs; PoolFull counts
+	// hand-offs that found every worker busy. With PoolFull 0, late sends are the OS
+	// running the generator late, not the generator's pool running out.
+	PacerLagUs SendLag `json:"pacer_lag_us"`
+	PacerLate  int64   `json:"pacer_late"`
+	PoolFull   int64   `json:"pool_full"`
+	Seed       uint64  `json:"seed"`
 	// DurationMs is each algorithm's run.
 	DurationMs float64 `json:"duration_ms"`
 	// Workers bounds the requests in flight.

@@ -67,8 +67,12 @@ func writeHammer(w io.Writer, h *Hammer, md bool) error {
 	}
 	renderTable(ew, t)
 
-	if len(h.Targets) == 0 {
-		heading("Cache (every run)")
+	if len(h.Targets) == 0 || h.Cache.Hits+h.Cache.Misses > 0 {
+		title := "Cache (every run)"
+		if len(h.Targets) > 0 {
+			title = "Cache (from the targets' X-Cache headers)"
+		}
+		heading(title)
 		c := h.Cache
 		t = newTable(ew, md, []string{"hits", "local", "redis", "misses", "hit ratio", "backend calls", "fill-lock waits"}, 0)
 		_ = t.Append([]string{count(c.Hits), count(c.LocalHits), count(c.RedisHits), count(c.Misses),
@@ -110,7 +114,7 @@ func writeRun(w io.Writer, h *Hammer, md bool) {
 	nodes := fmt.Sprintf("%d in process, round robin, store %s", h.Nodes, h.Store)
 	switch {
 	case len(h.Targets) > 0:
-		nodes = fmt.Sprintf("%d running ratelab serve: %s", len(h.Targets), strings.Join(h.Targets, ", "))
+		nodes = fmt.Sprintf("%d running ratelab serve: %s", len(h.Targets), describeTargets(h))
 	case h.Store == "local":
 		nodes += " (a limiter per node: a client gets up to one limit per node)"
 	case h.Store == "redis":
@@ -119,6 +123,17 @@ func writeRun(w io.Writer, h *Hammer, md bool) {
 	late := fmt.Sprintf("%s of %s (%.2f%%) more than %s behind schedule; send lag p50 %s, p99 %s, max %s",
 		count(h.LateSends), count(h.Sent), 100*h.LateSendRatio, micros(h.LateAfterUs),
 		micros(h.SendLagUs.P50), micros(h.SendLagUs.P99), micros(h.SendLagUs.Max))
+	priority := "real-time thread"
+	if !h.PacerRealtime {
+		priority = "normal priority (a real-time thread needs CAP_SYS_NICE)"
+	}
+	pool := "never waited for a worker"
+	if h.PoolFull > 0 {
+		pool = fmt.Sprintf("waited for a free worker %s times (raise --workers)", count(h.PoolFull))
+	}
+	pacer := fmt.Sprintf("%s; %s late more than %s, lag p50 %s, p99 %s, max %s; %s",
+		priority, count(h.PacerLate), micros(h.LateAfterUs),
+		micros(h.PacerLagUs.P50), micros(h.PacerLagUs.P99), micros(h.PacerLagUs.Max), pool)
 	rows := [][2]string{
 		{"backend", backend},
 		{"nodes", nodes},
@@ -126,6 +141,7 @@ func writeRun(w io.Writer, h *Hammer, md bool) {
 		{"rate", fmt.Sprintf("target %s rps, achieved %s rps, %d workers", trimFloat(h.TargetRPS),
 			strconv.FormatFloat(h.AchievedRPS, 'f', 1, 64), h.Workers)},
 		{"late sends", late},
+		{"pacer", pacer},
 		{"duration", fmt.Sprintf("%s per algorithm, %d algorithms", millis(h.DurationMs), len(h.Algorithms))},
 	}
 	if h.Interrupted {
@@ -146,9 +162,43 @@ func writeRun(w io.Writer, h *Hammer, md bool) {
 func latencyHeading(h *Hammer) string {
 	s := "Latency: check = the limiter call alone; e2e = from each request's intended send time to its answer"
 	if len(h.Targets) > 0 {
-		s += " (checks run in the serve processes: only e2e is measured here)"
+		s += " (check latency as the serve processes report it in Server-Timing)"
 	}
 	return s
+}
+
+// describeTargets lists the targets with the policy each answered with, and says so
+// when that policy's quota is not the --limit the report's worst case assumes.
+func describeTargets(h *Hammer) string {
+	parts := make([]string, len(h.Targets))
+	limit := int64(0)
+	if len(h.Algorithms) > 0 {
+		limit = h.Algorithms[0].Limit
+	}
+	for i, t := range h.Targets {
+		parts[i] = t
+		if i >= len(h.TargetPolicies) || h.TargetPolicies[i] == "" {
+			parts[i] += " (no RateLimit-Policy header)"
+			continue
+		}
+		p := h.TargetPolicies[i]
+		parts[i] += " (RateLimit-Policy " + p + ")"
+		if q, ok := policyQuota(p); ok && limit > 0 && q != limit {
+			parts[i] += fmt.Sprintf(" [its quota %d is not --limit %d: set --limit, --window and --algorithms to what it enforces]", q, limit)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// policyQuota reads q from a RateLimit-Policy header value (`"default";q=10;w=1`).
+func policyQuota(policy string) (int64, bool) {
+	for p := range strings.SplitSeq(policy, ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(p), "q="); ok {
+			q, err := strconv.ParseInt(v, 10, 64)
+			return q, err == nil
+		}
+	}
+	return 0, false
 }
 
 // newTable makes a table with lower-case headers; columns from firstNumeric on are right-aligned.
