@@ -38,7 +38,11 @@ func writeHammer(w io.Writer, h *Hammer, md bool) error {
 	}
 	writeRun(ew, h, md)
 
-	heading("What got through (same traffic for every algorithm; peaks are for one identity, by Redis server time)")
+	clock := "by Redis server time"
+	if len(h.Targets) > 0 {
+		clock = "by the time each answer arrived"
+	}
+	heading("What got through (same traffic for every algorithm; peaks are for one identity, " + clock + ")")
 	t := newTable(ew, md, []string{"algorithm", "policy", "sent", "allowed", "denied", "errors", "allowed/s",
 		"peak in W", "peak in W/10", "worst case", "burst ratio"}, 2)
 	for _, a := range h.Algorithms {
@@ -142,7 +146,7 @@ func writeRun(w io.Writer, h *Hammer, md bool) {
 			strconv.FormatFloat(h.AchievedRPS, 'f', 1, 64), h.Workers)},
 		{"late sends", late},
 		{"pacer", pacer},
-		{"duration", fmt.Sprintf("%s per algorithm, %d algorithms", millis(h.DurationMs), len(h.Algorithms))},
+		{"duration", fmt.Sprintf("%s per algorithm, %s", millis(h.DurationMs), plural(len(h.Algorithms), "algorithm"))},
 	}
 	if h.Interrupted {
 		rows = append(rows, [2]string{"interrupted", "yes: stopped early; the figures cover what was sent"})
@@ -274,4 +278,12 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	n, err := e.w.Write(p)
 	e.err = err
 	return n, err
+}
+
+// plural is "1 algorithm", "6 algorithms".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -65,6 +65,8 @@ func sampleHammer() *Hammer {
 		SchemaVersion: HammerSchemaVersion, Backend: "redis://127.0.0.1:6379", Nodes: 3, Store: "redis",
 		Pattern: "mixed", IPs: 50, Products: 40, TargetRPS: 1000, AchievedRPS: 999.8, Sent: 6000,
 		LateSends: 3, LateSendRatio: 0.0005, LateAfterUs: 1000, Seed: 1, DurationMs: 3000, Workers: 512,
+		SendLagUs: SendLag{P50: 80, P99: 260, Max: 2700}, PacerRealtime: true,
+		PacerLagUs: SendLag{P50: 45, P99: 100, Max: 1100}, PacerLate: 1,
 		Cache: Cache{Hits: 5900, Misses: 100, HitRatio: 0.983, BackendCalls: 100, LocalHits: 5000, RedisHits: 900, FillLockWaits: 4},
 		Algorithms: []Algorithm{
 			alg("fixed-window", 20, 20, 10, 10),
@@ -127,6 +129,42 @@ func TestHammerJSONSchema(t *testing.T) {
 		if _, ok := alg["e2e_latency_us"].(map[string]any)[k]; !ok {
 			t.Errorf("e2e_latency_us lacks %q", k)
 		}
+	}
+}
+
+func TestHammerTableForTargets(t *testing.T) {
+	t.Parallel()
+	h := sampleHammer()
+	h.Backend, h.Store, h.Nodes = "targets", "remote", 2
+	h.Targets = []string{"http://127.0.0.1:8080", "http://127.0.0.1:8081"}
+	h.TargetPolicies = []string{`"default";q=100;w=1`, ""}
+	h.PacerRealtime, h.PoolFull = false, 12
+	var b bytes.Buffer
+	if err := HammerTable(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		`http://127.0.0.1:8080 (RateLimit-Policy "default";q=100;w=1) [its quota 100 is not --limit 10`,
+		"http://127.0.0.1:8081 (no RateLimit-Policy header)",
+		"by the time each answer arrived",
+		"Cache (from the targets' X-Cache headers)",
+		"as the serve processes report it in Server-Timing",
+		"normal priority (a real-time thread needs CAP_SYS_NICE)",
+		"waited for a free worker 12 times (raise --workers)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the table lacks %q:\n%s", want, out)
+		}
+	}
+	// A target enforcing --limit gets no warning.
+	h.TargetPolicies[0] = `"default";q=10;w=1`
+	b.Reset()
+	if err := HammerTable(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "is not --limit") {
+		t.Errorf("a warning for a target that enforces --limit:\n%s", b.String())
 	}
 }
 
