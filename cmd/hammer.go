@@ -36,9 +36,13 @@ edge, where a fixed window lets 2L through.
 The schedule is computed from --seed (the same seed, the same requests at the same
 offsets), and each algorithm runs on it in turn with keys of its own. Latency counts
 from each request's intended send time, and late sends and the achieved rate are
-shown, so a generator that cannot keep up is never hidden. Identities reach the nodes
-in X-Forwarded-For from 127.0.0.1, which the nodes trust. Load only ever goes to
-loopback addresses. Ctrl-C stops the run and still prints the report.
+shown, so a generator that cannot keep up is never hidden. The pacer runs on a
+real-time thread where the OS allows it (CAP_SYS_NICE, e.g. root), so that the nodes
+and Redis on the same CPUs do not delay it; the report says when it could not. With
+--target, the check latency and fail-open answers come from the servers' Server-Timing
+headers and the cache figures from X-Cache. Identities reach the nodes in
+X-Forwarded-For from 127.0.0.1, which the nodes trust. Load only ever goes to loopback
+addresses. Ctrl-C stops the run and still prints the report.
 
 Patterns: mixed (default: steady traffic, one identity in ten bursting around every
 other window edge), steady, poisson, boundary (every identity bursts around edges),
