@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -22,12 +20,19 @@ var ErrNotLoopback = errors.New("not a loopback address")
 
 // HTTPTarget sends a schedule's requests to Product API nodes, round robin, as
 // GET /products/{id} with the identity in X-Forwarded-For: the nodes trust the
-// loopback proxy the requests come from and take the identity as the client's IP.
+// loopback proxy the requests come from and take the identity as the client's IP. It
+// keeps its own keep-alive connections (see conns.go), so that Start can write a
+// request on the caller's thread, at once.
 type HTTPTarget struct {
-	bases      []string
+	nodes      []*node
 	identities []string
-	client     *http.Client
+	timeout    time.Duration
 	next       atomic.Uint64
+	conns      []*conn
+	readers    sync.WaitGroup
+	closing    atomic.Bool
+	closed     chan struct{}
+	closeOnce  sync.Once
 	// policies holds the first RateLimit-Policy header each target answered with.
 	policies []atomic.Pointer[string]
 	// sources counts answers by their X-Cache header.
@@ -42,33 +47,37 @@ type HTTPTarget struct {
 // says the limiter check failed and the node's fail mode decided instead.
 var ErrCheckFailed = errors.New("the target's limiter check failed")
 
-// NewHTTPTarget checks that every base URL is http(s) on a loopback address and returns
-// a target that keeps up to conns connections open and gives each request timeout.
+// NewHTTPTarget checks that every base URL is http(s) on a loopback address, opens
+// conns connections spread over them, and returns a target that gives each request
+// timeout. A node that cannot be reached is not an error here: its requests fail.
 func NewHTTPTarget(bases []string, identities []string, conns int, timeout time.Duration) (*HTTPTarget, error) {
 	if len(bases) == 0 {
 		return nil, errors.New("no target URL")
 	}
-	clean := make([]string, len(bases))
+	urls := make([]*url.URL, len(bases))
 	for i, b := range bases {
 		u, err := CheckLoopbackURL(b)
 		if err != nil {
 			return nil, err
 		}
-		clean[i] = strings.TrimSuffix(u.String(), "/")
+		urls[i] = u
 	}
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	return &HTTPTarget{
-		bases:      clean,
+	t := &HTTPTarget{
 		identities: identities,
-		client:     &http.Client{Transport: tr, Timeout: timeout},
-		policies:   make([]atomic.Pointer[string], len(clean)),
-	}, nil
+		timeout:    timeout,
+		closed:     make(chan struct{}),
+		policies:   make([]atomic.Pointer[string], len(bases)),
+	}
+	perNode := max(1, (conns+len(urls)-1)/len(urls))
+	ctx := context.Background()
+	for _, u := range urls {
+		n := newNode(u, perNode)
+		t.nodes = append(t.nodes, n)
+		for range perNode {
+			t.connect(ctx, n)
+		}
+	}
+	return t, nil
 }
 
 // CheckLoopbackURL parses a target URL and refuses anything but http(s) to localhost,
@@ -89,31 +98,65 @@ func CheckLoopbackURL(raw string) (*url.URL, error) {
 		raw, host, ErrNotLoopback)
 }
 
-// Send sends one request and reads the decision from the answer: the status (200
-// allowed, 429 denied, anything else or no answer failed) and, from a ratelab serve
-// node, the Server-Timing header: the check's latency, and whether the check failed
-// (a 200 then is a fail-open admission, a 503 a fail-closed refusal). It also counts
-// the answer's X-Cache source and notes the target's RateLimit-Policy.
-func (t *HTTPTarget) Send(ctx context.Context, a Arrival) Status {
-	n := (t.next.Add(1) - 1) % uint64(len(t.bases))
-	identity := t.identities[a.Identity]
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.bases[n]+"/products/"+strconv.Itoa(int(a.Product)), nil)
-	if err != nil {
-		return Failed
+// Start writes a's request on a free connection of the next node, round robin, and
+// returns: the request is sent when Start returns. done is called once, from the
+// connection's reader, with what became of it. When every connection of that node is
+// busy, Start waits for one (waited is true), unless ctx is done first. Once the
+// target is aborted or closed, Start refuses.
+func (t *HTTPTarget) Start(ctx context.Context, a Arrival, done func(Status)) (waited bool, err error) {
+	n := int((t.next.Add(1) - 1) % uint64(len(t.nodes)))
+	return t.startOn(ctx, n, a.Product, t.identities[a.Identity], done)
+}
+
+func (t *HTTPTarget) startOn(ctx context.Context, n int, product int32, identity string, done func(Status)) (bool, error) {
+	if t.closing.Load() {
+		return false, errClosed
 	}
-	req.Header.Set("X-Forwarded-For", identity)
-	resp, err := t.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return Cancelled
+	nd := t.nodes[n]
+	waited := false
+	var cn *conn
+	select {
+	case cn = <-nd.free:
+	default:
+		waited = true
+		select {
+		case cn = <-nd.free:
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-t.closed:
+			return true, errClosed
 		}
-		return Failed
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if t.policies[n].Load() == nil {
-		if p := resp.Header.Get("RateLimit-Policy"); p != "" {
-			t.policies[n].CompareAndSwap(nil, &p)
+	cn.start(Arrival{Product: product}, identity, done)
+	return waited, nil
+}
+
+// Send sends one request and waits for what became of it (Cancelled when ctx ends
+// first): Start for a caller that waits.
+func (t *HTTPTarget) Send(ctx context.Context, a Arrival) Status {
+	answer := make(chan Status, 1)
+	if _, err := t.Start(ctx, a, func(s Status) { answer <- s }); err != nil {
+		return Cancelled
+	}
+	select {
+	case s := <-answer:
+		return s
+	case <-ctx.Done():
+		return Cancelled
+	}
+}
+
+// decide reads the decision from an answer: the status (200 allowed, 429 denied,
+// anything else failed) and, from a ratelab serve node, the Server-Timing header: the
+// check's latency, and whether the check failed (a 200 then is a fail-open admission,
+// a 503 a fail-closed refusal). It also counts the answer's X-Cache source, notes the
+// target's RateLimit-Policy, and records the decision.
+func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) Status {
+	for i, nd := range t.nodes {
+		if nd == n && t.policies[i].Load() == nil {
+			if p := resp.Header.Get("RateLimit-Policy"); p != "" {
+				t.policies[i].CompareAndSwap(nil, &p)
+			}
 		}
 	}
 	if src := resp.Header.Get("X-Cache"); src != "" {
@@ -200,27 +243,35 @@ func (t *HTTPTarget) Policies() []string {
 }
 
 // Warm sends perNode requests at once to every node as identity (one that is not the
-// run's) and waits for the answers: connections are opened and the limiter script is
-// loaded before the schedule starts, so the first requests of a run are not the slow ones.
+// run's) and waits for the answers: the nodes load the limiter script and fill their
+// caches before the schedule starts, so the first requests of a run are not the slow ones.
 func (t *HTTPTarget) Warm(ctx context.Context, identity string, perNode int) {
 	var wg sync.WaitGroup
-	for _, base := range t.bases {
+	for n := range t.nodes {
 		for range perNode {
-			wg.Go(func() {
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/products/1", nil)
-				if err != nil {
-					return
-				}
-				req.Header.Set("X-Forwarded-For", identity)
-				if resp, err := t.client.Do(req); err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-				}
-			})
+			wg.Add(1)
+			if _, err := t.startOn(ctx, n, 1, identity, func(Status) { wg.Done() }); err != nil {
+				wg.Done()
+			}
 		}
 	}
 	wg.Wait()
 }
 
-// Close closes the target's idle connections.
-func (t *HTTPTarget) Close() { t.client.CloseIdleConnections() }
+// Abort ends the requests in flight: each is reported Cancelled. The target takes no
+// more requests.
+func (t *HTTPTarget) Abort() {
+	t.closing.Store(true)
+	for _, cn := range t.conns {
+		cn.abort()
+	}
+}
+
+// Close ends the requests in flight, closes the connections and waits for their readers.
+func (t *HTTPTarget) Close() {
+	t.closeOnce.Do(func() {
+		t.Abort()
+		close(t.closed)
+		t.readers.Wait()
+	})
+}

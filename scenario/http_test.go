@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,5 +193,96 @@ func TestRecorderWrap(t *testing.T) {
 	}
 	if n := rec.Latency().TotalCount(); n != 5 {
 		t.Fatalf("%d latencies for 5 checks", n)
+	}
+}
+
+func TestHTTPTargetStartWritesAtOnceAndWaitsForAFreeConnection(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var closes atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/products/1":
+			<-release
+		case "/products/2": // the server ends the connection after answering
+			closes.Add(1)
+			w.Header().Set("Connection", "close")
+		}
+	}))
+	defer srv.Close()
+	tg, err := NewHTTPTarget([]string{srv.URL}, []string{"10.0.0.1"}, 1, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	ctx := context.Background()
+	answers := make(chan Status, 4)
+	done := func(s Status) { answers <- s }
+	// The first request holds the only connection: Start returns without its answer.
+	if waited, err := tg.Start(ctx, Arrival{Product: 1}, done); waited || err != nil {
+		t.Fatalf("first start: waited %v, %v", waited, err)
+	}
+	// The second waits for the connection, and gives up when its context ends.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if waited, err := tg.Start(short, Arrival{Product: 3}, done); !waited || err == nil {
+		t.Fatalf("start with the connection busy: waited %v, %v; want a wait that ends with the context", waited, err)
+	}
+	close(release)
+	if s := <-answers; s != Allowed {
+		t.Fatalf("first answer %v", s)
+	}
+	// A connection the server closes is replaced: the next request goes through.
+	for range 2 {
+		if s := tg.Send(ctx, Arrival{Product: 2}); s != Allowed {
+			t.Fatalf("after the server closed the connection: %v", s)
+		}
+	}
+	if closes.Load() != 2 {
+		t.Fatalf("%d requests that closed the connection; want 2", closes.Load())
+	}
+}
+
+func TestHTTPTargetFailsFastOnADeadNodeAndAborts(t *testing.T) {
+	t.Parallel()
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	tg, err := NewHTTPTarget([]string{deadURL, srv.URL}, []string{"10.0.0.1"}, 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	begin := time.Now()
+	if s := tg.Send(ctx, Arrival{Product: 1}); s != Failed || time.Since(begin) > 2*time.Second {
+		t.Fatalf("a request to a stopped node: %v after %s; want failed at once", s, time.Since(begin))
+	}
+	// The next request goes to the live node, which never answers: Abort ends it.
+	answer := make(chan Status, 1)
+	if _, err := tg.Start(ctx, Arrival{Product: 1}, func(s Status) { answer <- s }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	tg.Abort()
+	select {
+	case s := <-answer:
+		if s != Cancelled {
+			t.Fatalf("aborted request: %v, want cancelled", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Abort did not end the request in flight")
+	}
+	tg.Close()
+	if _, err := tg.Start(ctx, Arrival{Product: 1}, func(Status) {}); err == nil {
+		t.Fatal("a start after Close was accepted")
 	}
 }

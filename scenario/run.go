@@ -27,6 +27,15 @@ const (
 // goroutines at once.
 type SendFunc func(ctx context.Context, a Arrival) Status
 
+// A Starter sends a request without waiting for its answer: Start returns once the
+// request is written (waited reports that it first waited for a free connection) and
+// calls done once, later and from another goroutine, with what became of it. Abort
+// makes the requests in flight end now, reported Cancelled.
+type Starter interface {
+	Start(ctx context.Context, a Arrival, done func(Status)) (waited bool, err error)
+	Abort()
+}
+
 // Defaults for a Runner.
 const (
 	DefaultWorkers   = 512
@@ -46,7 +55,11 @@ const (
 // omission).
 type Runner struct {
 	Schedule *Schedule
-	Send     SendFunc
+	// Starter, when set, sends: the pacer writes each request itself, and Send and
+	// Workers are not used. A send is then late when its write is.
+	Starter Starter
+	// Send sends, from a pool of Workers goroutines, when there is no Starter.
+	Send SendFunc
 	// Workers bounds the requests in flight (DefaultWorkers when 0).
 	Workers int
 	// LateAfter is how far behind its intended time a request may go out before it
@@ -100,6 +113,9 @@ type workerStats struct {
 // and returns what it measured. Cancelling ctx stops the sending; requests in flight
 // get a moment to finish, and the result covers what was sent.
 func (r Runner) Run(ctx context.Context, start time.Time) Result {
+	if r.Starter != nil {
+		return r.runStarted(ctx, start)
+	}
 	workers := cmpOr(r.Workers, DefaultWorkers)
 	lateAfter := cmpOr(r.LateAfter, DefaultLateAfter)
 	drain := cmpOr(r.Drain, DefaultDrain)
@@ -237,4 +253,128 @@ func cmpOr[T int | time.Duration](v, def T) T {
 		return v
 	}
 	return def
+}
+
+// startedStats is one shard of what the answers to started requests said.
+type startedStats struct {
+	mu                                 sync.Mutex
+	allowed, denied, errors, cancelled int64
+	e2e                                *hdrhistogram.Histogram
+}
+
+// startedShards spreads the answers' bookkeeping over locks.
+const startedShards = 32
+
+// runStarted is Run with a Starter: the pacer writes each request itself, at its
+// intended time, and the answers are counted as they come.
+func (r Runner) runStarted(ctx context.Context, start time.Time) Result {
+	lateAfter := cmpOr(r.LateAfter, DefaultLateAfter)
+	drain := cmpOr(r.Drain, DefaultDrain)
+	arrivals := r.Schedule.Arrivals
+	var shards [startedShards]startedStats
+	for i := range shards {
+		shards[i].e2e = NewE2EHistogram()
+	}
+	var inFlight sync.WaitGroup
+	res := Result{PacerLag: NewE2EHistogram(), SendLag: NewE2EHistogram()}
+	paced := make(chan struct{})
+	go func() {
+		defer close(paced)
+		res.PacerRealtime = realtimePacer()
+		timer := time.NewTimer(time.Hour)
+		defer timer.Stop()
+		for {
+			wait, stop := r.Schedule.Pace(time.Since(start), int(res.Sent))
+			if stop {
+				return
+			}
+			if wait > preciseBelow {
+				timer.Reset(wait - preciseBelow)
+				select {
+				case <-ctx.Done():
+					res.Interrupted = true
+					return
+				case <-timer.C:
+				}
+				continue
+			}
+			if wait > 0 {
+				sleepShort(wait)
+				continue
+			}
+			i := int(res.Sent)
+			intended := start.Add(arrivals[i].At)
+			lag := time.Since(intended)
+			record(res.PacerLag, lag)
+			if lag > lateAfter {
+				res.PacerLate++
+			}
+			sh := &shards[i%startedShards]
+			inFlight.Add(1)
+			waited, err := r.Starter.Start(ctx, arrivals[i], func(st Status) {
+				defer inFlight.Done()
+				sh.mu.Lock()
+				defer sh.mu.Unlock()
+				switch st {
+				case Allowed:
+					sh.allowed++
+				case Denied:
+					sh.denied++
+				case Failed:
+					sh.errors++
+				case Cancelled:
+					sh.cancelled++
+					return
+				}
+				record(sh.e2e, time.Since(intended))
+			})
+			if err != nil {
+				inFlight.Done()
+				res.Interrupted = true
+				return
+			}
+			// The request is written: that is its send.
+			sendLag := time.Since(intended)
+			record(res.SendLag, sendLag)
+			if sendLag > lateAfter {
+				res.Late++
+			}
+			if waited {
+				res.PoolFull++
+			}
+			res.Sent++
+			if r.Progress != nil {
+				r.Progress()
+			}
+		}
+	}()
+	<-paced
+	res.Elapsed = max(0, time.Since(start))
+
+	grace := drain
+	if res.Interrupted {
+		grace = min(grace, interruptGrace)
+	}
+	answered := make(chan struct{})
+	go func() { inFlight.Wait(); close(answered) }()
+	select {
+	case <-answered:
+	case <-time.After(grace):
+		r.Starter.Abort()
+		<-answered
+	}
+
+	res.E2E = NewE2EHistogram()
+	for i := range shards {
+		sh := &shards[i]
+		res.Allowed += sh.allowed
+		res.Denied += sh.denied
+		res.Errors += sh.errors
+		res.Cancelled += sh.cancelled
+		res.E2E.Merge(sh.e2e)
+	}
+	if res.Elapsed > 0 {
+		res.AchievedRPS = float64(res.Sent) / res.Elapsed.Seconds()
+	}
+	return res
 }

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,5 +111,76 @@ func TestRunnerStopsOnCancel(t *testing.T) {
 	res := Runner{Schedule: s, Send: send}.Run(ctx, time.Now())
 	if !res.Interrupted || res.Sent != 2 || res.Allowed != 1 || res.Cancelled != 1 {
 		t.Fatalf("after cancel: %+v", res)
+	}
+}
+
+// fakeStarter answers each request after delay from its own goroutine; with hang it
+// answers only when aborted.
+type fakeStarter struct {
+	delay   time.Duration
+	hang    bool
+	waited  bool
+	aborted chan struct{}
+	once    sync.Once
+	started atomic.Int64
+}
+
+func (f *fakeStarter) Start(_ context.Context, a Arrival, done func(Status)) (bool, error) {
+	f.started.Add(1)
+	go func() {
+		if f.hang {
+			<-f.aborted
+			done(Cancelled)
+			return
+		}
+		time.Sleep(f.delay)
+		if a.Identity%2 == 0 {
+			done(Allowed)
+		} else {
+			done(Denied)
+		}
+	}()
+	return f.waited, nil
+}
+
+func (f *fakeStarter) Abort() { f.once.Do(func() { close(f.aborted) }) }
+
+func TestRunnerWithStarter(t *testing.T) {
+	t.Parallel()
+	c := baseConfig()
+	c.RPS, c.Duration = 1000, 200*time.Millisecond
+	s, err := Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeStarter{delay: 5 * time.Millisecond, aborted: make(chan struct{})}
+	res := Runner{Schedule: s, Starter: f}.Run(context.Background(), time.Now())
+	if res.Sent != int64(len(s.Arrivals)) || f.started.Load() != res.Sent {
+		t.Fatalf("sent %d, started %d; schedule has %d", res.Sent, f.started.Load(), len(s.Arrivals))
+	}
+	if res.Allowed+res.Denied != res.Sent || res.Allowed == 0 || res.Denied == 0 || res.E2E.TotalCount() != res.Sent {
+		t.Fatalf("answers do not add up: %+v, %d latencies", res, res.E2E.TotalCount())
+	}
+	// Every answer took 5ms after its intended time, and the latency says so.
+	if res.E2E.Min() < 5000 || res.SendLag.TotalCount() != res.Sent || res.PoolFull != 0 {
+		t.Fatalf("e2e min %dµs, %d send lags, pool full %d", res.E2E.Min(), res.SendLag.TotalCount(), res.PoolFull)
+	}
+}
+
+func TestRunnerWithStarterCountsWaitsAndAbortsAtTheDrain(t *testing.T) {
+	t.Parallel()
+	s := &Schedule{Config: Config{Duration: 10 * time.Millisecond}}
+	for i := range 5 {
+		s.Arrivals = append(s.Arrivals, Arrival{At: time.Duration(i) * time.Millisecond})
+	}
+	f := &fakeStarter{hang: true, waited: true, aborted: make(chan struct{})}
+	begin := time.Now()
+	res := Runner{Schedule: s, Starter: f, Drain: 100 * time.Millisecond}.Run(context.Background(), begin)
+	// No answer came: after the drain the requests were aborted, not waited for forever.
+	if res.Sent != 5 || res.Cancelled != 5 || res.PoolFull != 5 || res.E2E.TotalCount() != 0 {
+		t.Fatalf("sent %d, cancelled %d, pool full %d, %d latencies; want 5, 5, 5, 0", res.Sent, res.Cancelled, res.PoolFull, res.E2E.TotalCount())
+	}
+	if took := time.Since(begin); took < 100*time.Millisecond {
+		t.Fatalf("returned after %s, before the 100ms drain", took)
 	}
 }
