@@ -87,7 +87,7 @@ noisy (one identity sends three requests in five).`,
 	f.StringVar(&opts.Pattern, "pattern", scenario.PatternMixed, "traffic pattern: "+strings.Join(scenario.Patterns(), ", "))
 	f.IntVar(&opts.Products, "products", commands.DefaultHammerProducts, "distinct products requested, with Zipf popularity")
 	f.StringSliceVar(&opts.Targets, "target", nil, "hammer running 'ratelab serve' URLs (loopback only) instead of in-process nodes")
-	f.IntVar(&opts.Workers, "workers", scenario.DefaultWorkers, "most requests in flight at once")
+	f.IntVar(&opts.Workers, "workers", scenario.DefaultWorkers, "most requests in flight at once: the connections hammer keeps open")
 	f.DurationVar(&opts.BackendDelay, "backend-delay", commands.DefaultBackendDelay, "how long the in-process nodes' backend takes per read")
 	f.DurationVar(&opts.CheckTimeout, "check-timeout", productapi.DefaultCheckTimeout, "the nodes' time budget for one limiter check; over it, the request fails open")
 	f.StringVarP(&opts.Output, "output", "o", "table", "report format: table, json or markdown")

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -157,8 +158,10 @@ type hammerRun struct {
 	policies  []string // with --target: each target's RateLimit-Policy header
 }
 
-// hammerGCPercent is the GOGC of a hammer run.
-const hammerGCPercent = 400
+// hammerMemoryLimit bounds the heap while collections are off during a run: a run of
+// the defaults allocates about 50 MB; a much longer or faster one is collected when its
+// heap nears this.
+const hammerMemoryLimit = 1 << 30
 
 // Hammer runs the schedule against in-process Product API nodes (or --target URLs),
 // one algorithm after another, and writes the comparison report. A missed threshold
@@ -213,10 +216,13 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30))
 	}
 
-	// The generator's own garbage collections are its largest source of late sends on
-	// a small machine: collect a quarter as often while the runs last (a run holds a few
-	// hundred MB at most), and restore the setting after.
-	defer debug.SetGCPercent(debug.SetGCPercent(hammerGCPercent))
+	// The generator's own garbage collections delay sends on a small machine (stopping
+	// the world waits for every processor, and marking takes one of two CPUs). So there
+	// are none while a run sends, unless its heap nears hammerMemoryLimit (or a lower
+	// GOMEMLIMIT): each run starts with a collection instead. Both settings are
+	// restored after.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(min(debug.SetMemoryLimit(-1), hammerMemoryLimit)))
 
 	var runs []hammerRun
 	var cacheTotal report.Cache
@@ -227,6 +233,7 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 		if bar != nil {
 			bar.Describe(name)
 		}
+		runtime.GC()
 		var run hammerRun
 		var cs report.Cache
 		if len(opts.Targets) > 0 {
@@ -288,8 +295,8 @@ func alignedStart(offset, window, lead time.Duration) (start time.Time, edgeMicr
 const warmIdentity = "192.0.2.1"
 
 // warmPerNode is how many warm-up requests each node gets at once: enough to open the
-// HTTP and Redis connections a burst needs, so the first algorithm's run is not the one
-// that pays for dialing them.
+// Redis connections a burst needs, so the first algorithm's run is not the one that
+// pays for dialing them (hammer's own connections are open before).
 const warmPerNode = 64
 
 // startLead is how long before its first request a run's start is set, so setting up
@@ -368,7 +375,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	baseCalls := backend.Calls()
 
 	start, edge := alignedStart(offset, opts.Policy.Window, startLead)
-	res := runner(opts, sched, target.Send, bar).Run(ctx, start)
+	res := runner(opts, sched, target, bar).Run(ctx, start)
 	run := hammerRun{
 		name: name, policy: opts.Policy, res: res, rec: rec,
 		edgeMicro: edge + sched.TimelineEdge().Microseconds(),
@@ -407,7 +414,7 @@ func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Sche
 		name = opts.Algorithms[0]
 	}
 	start, edge := alignedStart(offset, opts.Policy.Window, startLead)
-	res := runner(opts, sched, target.Send, bar).Run(ctx, start)
+	res := runner(opts, sched, target, bar).Run(ctx, start)
 	bound := int64(0)
 	if name != "serve" {
 		bound = algorithms.ExpectedMaxInWindow(name, opts.Policy)
@@ -433,8 +440,8 @@ func targetCache(sources map[string]int64) report.Cache {
 	return c
 }
 
-func runner(opts HammerOptions, sched *scenario.Schedule, send scenario.SendFunc, bar *progressbar.ProgressBar) scenario.Runner {
-	r := scenario.Runner{Schedule: sched, Send: send, Workers: opts.Workers, Drain: requestTimeout(opts.Policy)}
+func runner(opts HammerOptions, sched *scenario.Schedule, target scenario.Starter, bar *progressbar.ProgressBar) scenario.Runner {
+	r := scenario.Runner{Schedule: sched, Starter: target, Drain: requestTimeout(opts.Policy)}
 	if bar != nil {
 		r.Progress = func() { _ = bar.Add(1) }
 	}

@@ -44,7 +44,8 @@ type Hammer struct {
 	AchievedRPS float64 `json:"achieved_rps"`
 	// Sent is every request sent, over every run.
 	Sent int64 `json:"sent"`
-	// LateSends counts requests sent more than LateAfterUs after their intended time.
+	// LateSends counts requests sent (written to their connection) more than
+	// LateAfterUs after their intended time.
 	LateSends     int64   `json:"late_sends"`
 	LateSendRatio float64 `json:"late_send_ratio"`
 	LateAfterUs   int64   `json:"late_after_us"`
@@ -53,17 +54,17 @@ type Hammer struct {
 	// PacerRealtime reports that the pacer ran on a real-time (SCHED_FIFO) thread in
 	// every run; without CAP_SYS_NICE it runs at normal priority.
 	PacerRealtime bool `json:"pacer_realtime"`
-	// PacerLagUs is how far behind schedule the pacer was ready to hand requests to
-	// workers, and PacerLate how many times more than LateAfterUs; PoolFull counts
-	// hand-offs that found every worker busy. With PoolFull 0, late sends are the OS
-	// running the generator late, not the generator's pool running out.
+	// PacerLagUs is how far behind schedule the pacer was ready to send, and PacerLate
+	// how many times more than LateAfterUs; PoolFull counts sends that found every
+	// connection busy and waited. With PoolFull 0, late sends are the OS running the
+	// generator late, not the generator running out of connections.
 	PacerLagUs SendLag `json:"pacer_lag_us"`
 	PacerLate  int64   `json:"pacer_late"`
 	PoolFull   int64   `json:"pool_full"`
 	Seed       uint64  `json:"seed"`
 	// DurationMs is each algorithm's run.
 	DurationMs float64 `json:"duration_ms"`
-	// Workers bounds the requests in flight.
+	// Workers bounds the requests in flight: the connections hammer keeps open.
 	Workers int `json:"workers"`
 	// Interrupted reports a run stopped early (Ctrl-C); the figures cover what was sent.
 	Interrupted bool        `json:"interrupted"`

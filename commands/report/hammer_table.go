@@ -131,9 +131,9 @@ func writeRun(w io.Writer, h *Hammer, md bool) {
 	if !h.PacerRealtime {
 		priority = "normal priority (a real-time thread needs CAP_SYS_NICE)"
 	}
-	pool := "never waited for a worker"
+	pool := "never waited for a free connection"
 	if h.PoolFull > 0 {
-		pool = fmt.Sprintf("waited for a free worker %s times (raise --workers)", count(h.PoolFull))
+		pool = fmt.Sprintf("waited for a free connection %s times (raise --workers)", count(h.PoolFull))
 	}
 	pacer := fmt.Sprintf("%s; %s late more than %s, lag p50 %s, p99 %s, max %s; %s",
 		priority, count(h.PacerLate), micros(h.LateAfterUs),
@@ -142,7 +142,7 @@ func writeRun(w io.Writer, h *Hammer, md bool) {
 		{"backend", backend},
 		{"nodes", nodes},
 		{"traffic", fmt.Sprintf("%s from %d identities, %d products (Zipf), seed %d", h.Pattern, h.IPs, h.Products, h.Seed)},
-		{"rate", fmt.Sprintf("target %s rps, achieved %s rps, %d workers", trimFloat(h.TargetRPS),
+		{"rate", fmt.Sprintf("target %s rps, achieved %s rps, at most %d in flight (--workers)", trimFloat(h.TargetRPS),
 			strconv.FormatFloat(h.AchievedRPS, 'f', 1, 64), h.Workers)},
 		{"late sends", late},
 		{"pacer", pacer},

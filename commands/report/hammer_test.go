@@ -151,7 +151,7 @@ func TestHammerTableForTargets(t *testing.T) {
 		"Cache (from the targets' X-Cache headers)",
 		"as the serve processes report it in Server-Timing",
 		"normal priority (a real-time thread needs CAP_SYS_NICE)",
-		"waited for a free worker 12 times (raise --workers)",
+		"waited for a free connection 12 times (raise --workers)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the table lacks %q:\n%s", want, out)
