@@ -286,22 +286,29 @@ func TestHammerOptionsValidate(t *testing.T) {
 	}
 }
 
-func TestHammerTargets(t *testing.T) {
-	b := redistest.Embedded(t)
-	keys := algorithms.MustKeyspace("ratelabtest")
-	lim, err := algorithms.NewRedis(b.Client, keys, algorithms.SlidingLog, algorithms.Policy{Limit: 5, Window: time.Second})
+// serveTarget runs a Product API as ratelab serve would, limited by sliding-log 5/1s on
+// b, trusting 127.0.0.0/8's X-Forwarded-For.
+func serveTarget(t *testing.T, b redistest.Backend, checkTimeout time.Duration) *httptest.Server {
+	t.Helper()
+	lim, err := algorithms.NewRedis(b.Client, algorithms.MustKeyspace("ratelabtest"), algorithms.SlidingLog, algorithms.Policy{Limit: 5, Window: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	api, err := productapi.New(productapi.Config{
-		Backend: productapi.NewBackend(0, 10), Limiter: lim, CheckTimeout: 5 * time.Second,
+		Backend: productapi.NewBackend(0, 10), Limiter: lim, CheckTimeout: checkTimeout,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestHammerTargets(t *testing.T) {
+	b := redistest.Embedded(t)
+	srv := serveTarget(t, b, 5*time.Second)
 	opts := boundaryOptions(b.URL(), 10, algorithms.SlidingLog)
 	opts.Targets = []string{srv.URL}
 	h, err := hammerJSON(t, context.Background(), opts)
@@ -330,19 +337,7 @@ func TestHammerTargets(t *testing.T) {
 
 func TestHammerTargetsFailOpenFromServerTiming(t *testing.T) {
 	b := redistest.Embedded(t)
-	lim, err := algorithms.NewRedis(b.Client, algorithms.MustKeyspace("ratelabtest"), algorithms.SlidingLog, algorithms.Policy{Limit: 5, Window: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := productapi.New(productapi.Config{
-		Backend: productapi.NewBackend(0, 10), Limiter: lim, CheckTimeout: 200 * time.Millisecond,
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
+	srv := serveTarget(t, b, 200*time.Millisecond)
 	opts := boundaryOptions(b.URL(), 10, algorithms.SlidingLog)
 	opts.Targets = []string{srv.URL}
 	opts.RedisURL = "" // the target's Redis goes away; hammer does not need one

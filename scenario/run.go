@@ -199,36 +199,13 @@ func (r Runner) Run(ctx context.Context, start time.Time) Result {
 }
 
 // pace is the pacer: it follows the schedule and hands each request, at its intended
-// time, to a worker. It records how late it was ready to hand each one off, and how
-// often it found every worker busy.
+// time, to a worker, counting how often it found every worker busy.
 func (r Runner) pace(ctx context.Context, start time.Time, jobs chan<- int, lateAfter time.Duration, res *Result) (sent int, interrupted bool) {
-	arrivals := r.Schedule.Arrivals
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		wait, stop := r.Schedule.Pace(time.Since(start), sent)
-		if stop {
-			return sent, false
-		}
-		if wait > preciseBelow {
-			// A runtime timer for the long waits, woken early by a cancel; the last
-			// stretch in sleepShort, to the request's intended time.
-			timer.Reset(wait - preciseBelow)
-			select {
-			case <-ctx.Done():
-				return sent, true
-			case <-timer.C:
-			}
-			continue
-		}
-		if wait > 0 {
-			sleepShort(wait)
-			continue
-		}
-		lag := time.Since(start.Add(arrivals[sent].At))
-		record(res.PacerLag, lag)
-		if lag > lateAfter {
-			res.PacerLate++
+		if _, ok := r.due(ctx, start, sent, lateAfter, timer, res); !ok {
+			return sent, res.Interrupted
 		}
 		select {
 		case jobs <- sent:
@@ -244,6 +221,39 @@ func (r Runner) pace(ctx context.Context, start time.Time, jobs chan<- int, late
 		sent++
 		if r.Progress != nil {
 			r.Progress()
+		}
+	}
+}
+
+// due waits until request sent is due and returns its intended time, having recorded
+// how late the pacer was ready for it. It returns false when the schedule is over, or
+// when ctx ends first (res.Interrupted is then set).
+func (r Runner) due(ctx context.Context, start time.Time, sent int, lateAfter time.Duration, timer *time.Timer, res *Result) (time.Time, bool) {
+	for {
+		wait, stop := r.Schedule.Pace(time.Since(start), sent)
+		switch {
+		case stop:
+			return time.Time{}, false
+		case wait > preciseBelow:
+			// A runtime timer for the long waits, woken early by a cancel; the last
+			// stretch in sleepShort, to the request's intended time.
+			timer.Reset(wait - preciseBelow)
+			select {
+			case <-ctx.Done():
+				res.Interrupted = true
+				return time.Time{}, false
+			case <-timer.C:
+			}
+		case wait > 0:
+			sleepShort(wait)
+		default:
+			intended := start.Add(r.Schedule.Arrivals[sent].At)
+			lag := time.Since(intended)
+			record(res.PacerLag, lag)
+			if lag > lateAfter {
+				res.PacerLate++
+			}
+			return intended, true
 		}
 	}
 }
@@ -284,30 +294,10 @@ func (r Runner) runStarted(ctx context.Context, start time.Time) Result {
 		timer := time.NewTimer(time.Hour)
 		defer timer.Stop()
 		for {
-			wait, stop := r.Schedule.Pace(time.Since(start), int(res.Sent))
-			if stop {
-				return
-			}
-			if wait > preciseBelow {
-				timer.Reset(wait - preciseBelow)
-				select {
-				case <-ctx.Done():
-					res.Interrupted = true
-					return
-				case <-timer.C:
-				}
-				continue
-			}
-			if wait > 0 {
-				sleepShort(wait)
-				continue
-			}
 			i := int(res.Sent)
-			intended := start.Add(arrivals[i].At)
-			lag := time.Since(intended)
-			record(res.PacerLag, lag)
-			if lag > lateAfter {
-				res.PacerLate++
+			intended, ok := r.due(ctx, start, i, lateAfter, timer, &res)
+			if !ok {
+				return
 			}
 			sh := &shards[i%startedShards]
 			inFlight.Add(1)
