@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -158,6 +159,35 @@ type hammerRun struct {
 	policies  []string // with --target: each target's RateLimit-Policy header
 }
 
+// collectionsPaused counts the Hammer calls under way, so that calls at once (tests)
+// pause the collector once and the last one restores it.
+var collectionsPaused struct {
+	sync.Mutex
+	n              int
+	percent, limit int64
+}
+
+// pauseCollections turns the garbage collector off, with hammerMemoryLimit (or a lower
+// GOMEMLIMIT) as the heap at which it still collects, and returns what restores it.
+func pauseCollections() (restore func()) {
+	p := &collectionsPaused
+	p.Lock()
+	defer p.Unlock()
+	if p.n == 0 {
+		p.percent = int64(debug.SetGCPercent(-1))
+		p.limit = debug.SetMemoryLimit(min(debug.SetMemoryLimit(-1), hammerMemoryLimit))
+	}
+	p.n++
+	return func() {
+		p.Lock()
+		defer p.Unlock()
+		if p.n--; p.n == 0 {
+			debug.SetGCPercent(int(p.percent))
+			debug.SetMemoryLimit(p.limit)
+		}
+	}
+}
+
 // hammerMemoryLimit bounds the heap while collections are off during a run: a run of
 // the defaults allocates about 50 MB; a much longer or faster one is collected when its
 // heap nears this.
@@ -221,8 +251,7 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	// are none while a run sends, unless its heap nears hammerMemoryLimit (or a lower
 	// GOMEMLIMIT): each run starts with a collection instead. Both settings are
 	// restored after.
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(min(debug.SetMemoryLimit(-1), hammerMemoryLimit)))
+	defer pauseCollections()()
 
 	var runs []hammerRun
 	var cacheTotal report.Cache

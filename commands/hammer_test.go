@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +352,23 @@ func TestHammerTargetsFailOpenFromServerTiming(t *testing.T) {
 	if a.Allowed != 40 || a.FailOpen != 40 || a.PeakInWindow != 0 || a.Errors != 0 {
 		t.Errorf("allowed %d, fail-open %d, peak %d, errors %d; want 40 admitted unchecked, none counted toward a peak",
 			a.Allowed, a.FailOpen, a.PeakInWindow, a.Errors)
+	}
+}
+
+func TestPauseCollectionsNestsAndRestores(t *testing.T) {
+	gcPercent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	before, limit := gcPercent(), debug.SetMemoryLimit(-1)
+	outer := pauseCollections()
+	inner := pauseCollections()
+	if gcPercent() != -1 || debug.SetMemoryLimit(-1) > hammerMemoryLimit {
+		t.Fatalf("while paused: GOGC %d, memory limit %d", gcPercent(), debug.SetMemoryLimit(-1))
+	}
+	outer() // another call is still under way: still paused
+	if gcPercent() != -1 {
+		t.Fatalf("one of two calls ended and GOGC is %d", gcPercent())
+	}
+	inner()
+	if gcPercent() != before || debug.SetMemoryLimit(-1) != limit {
+		t.Fatalf("after: GOGC %d, memory limit %d; want %d, %d", gcPercent(), debug.SetMemoryLimit(-1), before, limit)
 	}
 }
