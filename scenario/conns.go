@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -81,7 +82,9 @@ func (n *node) dial(ctx context.Context) (net.Conn, error) {
 		return c, err
 	}
 	tc := tls.Client(c, n.tls)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
 		_ = c.Close()
 		return nil, err
 	}
@@ -100,24 +103,36 @@ func (t *HTTPTarget) connect(ctx context.Context, n *node) {
 	n.free <- cn
 }
 
-// start writes one request on cn, free and taken by the caller, and hands its answer
-// to the reader. A broken connection is redialled first; when that fails, or the write
-// does, the request fails at once.
+// start writes one request on cn, free and taken by the caller, and then hands cn to
+// its reader, which owns it until it is free again. A broken connection is redialled
+// first, and a failed write is tried once more on a new connection; when that fails
+// too, the request fails at once (done is then called before start returns).
 func (cn *conn) start(a Arrival, identity string, done func(Status)) {
-	if cn.c == nil {
-		c, err := cn.n.dial(context.Background())
-		if err != nil {
-			done(Failed)
-			cn.n.free <- cn
-			return
-		}
-		cn.set(c)
-	}
 	cn.buf = appendRequest(cn.buf[:0], cn.n, a.Product, identity)
-	cn.jobs <- job{identity: identity, done: done}
-	if _, err := cn.c.Write(cn.buf); err != nil {
-		_ = cn.c.Close() // the reader fails at once, reports the request and redials
+	if err := cn.write(); err != nil {
+		cn.close()
+		done(Failed)
+		cn.n.free <- cn
+		return
 	}
+	cn.jobs <- job{identity: identity, done: done}
+}
+
+// write writes cn.buf, on a new connection when cn has none or the write fails.
+func (cn *conn) write() error {
+	if cn.c != nil {
+		if _, err := cn.c.Write(cn.buf); err == nil {
+			return nil
+		}
+		cn.close()
+	}
+	c, err := cn.n.dial(context.Background())
+	if err != nil {
+		return err
+	}
+	cn.set(c)
+	_, err = cn.c.Write(cn.buf)
+	return err
 }
 
 // appendRequest appends GET {path}/products/{id} with the identity in X-Forwarded-For.
@@ -141,21 +156,16 @@ func (cn *conn) read() {
 		select {
 		case jb = <-cn.jobs:
 		case <-cn.t.closed:
+			// A request handed over as the target closed is answered too: cancelled.
+			select {
+			case jb := <-cn.jobs:
+				jb.done(Cancelled)
+			default:
+			}
 			cn.close()
 			return
 		}
-		var resp *http.Response
-		err := cn.c.SetReadDeadline(time.Now().Add(cn.t.timeout))
-		if err == nil && cn.t.closing.Load() {
-			err = errClosed // aborted while the request was being written
-		}
-		if err == nil {
-			resp, err = http.ReadResponse(cn.br, nil)
-		}
-		if err == nil {
-			_, err = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-		}
+		resp, err := cn.answer()
 		switch {
 		case err != nil && cn.t.closing.Load():
 			jb.done(Cancelled)
@@ -173,6 +183,45 @@ func (cn *conn) read() {
 		}
 		cn.n.free <- cn
 	}
+}
+
+// answer reads the answer to the request in cn.buf. A server that closed the idle
+// connection before the request reached it (an idle timeout) has not seen it, so the
+// request is sent once more on a new connection, from here: it goes out late, and its
+// latency, counted from the intended time, says so. Interim answers (1xx) are skipped.
+func (cn *conn) answer() (*http.Response, error) {
+	for retried := false; ; retried = true {
+		err := cn.c.SetReadDeadline(time.Now().Add(cn.t.timeout))
+		if err == nil && cn.t.closing.Load() {
+			err = errClosed // aborted while the request was being written
+		}
+		if err == nil {
+			_, err = cn.br.Peek(1)
+		}
+		if err != nil && !retried && !cn.t.closing.Load() && closedUnanswered(err) {
+			cn.close()
+			if err = cn.write(); err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(cn.br, nil)
+		for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			resp, err = http.ReadResponse(cn.br, nil)
+		}
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+		return resp, err
+	}
+}
+
+// closedUnanswered reports a connection the server closed before answering at all.
+func closedUnanswered(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (cn *conn) set(c net.Conn) {

@@ -31,8 +31,11 @@ type HTTPTarget struct {
 	conns      []*conn
 	readers    sync.WaitGroup
 	closing    atomic.Bool
-	closed     chan struct{}
-	closeOnce  sync.Once
+	// starting is held (read) while a request is handed to a connection, so that Close
+	// waits for those under way before the readers stop.
+	starting  sync.RWMutex
+	closed    chan struct{}
+	closeOnce sync.Once
 	// policies holds the first RateLimit-Policy header each target answered with.
 	policies []atomic.Pointer[string]
 	// sources counts answers by their X-Cache header.
@@ -126,6 +129,12 @@ func (t *HTTPTarget) startOn(ctx context.Context, n int, product int32, identity
 		case <-t.closed:
 			return true, errClosed
 		}
+	}
+	t.starting.RLock()
+	defer t.starting.RUnlock()
+	if t.closing.Load() {
+		nd.free <- cn
+		return waited, errClosed
 	}
 	cn.start(Arrival{Product: product}, identity, done)
 	return waited, nil
@@ -271,6 +280,8 @@ func (t *HTTPTarget) Abort() {
 func (t *HTTPTarget) Close() {
 	t.closeOnce.Do(func() {
 		t.Abort()
+		t.starting.Lock() // no request is being handed over any more
+		t.starting.Unlock()
 		close(t.closed)
 		t.readers.Wait()
 	})

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -284,5 +285,94 @@ func TestHTTPTargetFailsFastOnADeadNodeAndAborts(t *testing.T) {
 	tg.Close()
 	if _, err := tg.Start(ctx, Arrival{Product: 1}, func(Status) {}); err == nil {
 		t.Fatal("a start after Close was accepted")
+	}
+}
+
+func TestHTTPTargetResendsOnAConnectionTheServerClosedWhileIdle(t *testing.T) {
+	t.Parallel()
+	var seen atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { seen.Add(1) }))
+	srv.Config.ReadHeaderTimeout = 100 * time.Millisecond // closes a connection idle that long
+	srv.Start()
+	defer srv.Close()
+	tg, err := NewHTTPTarget([]string{srv.URL}, []string{"10.0.0.1"}, 1, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	time.Sleep(300 * time.Millisecond)
+	if s := tg.Send(context.Background(), Arrival{Product: 1}); s != Allowed || seen.Load() != 1 {
+		t.Fatalf("the first request after the server closed the idle connection: %v, seen %d times; want allowed, once", s, seen.Load())
+	}
+}
+
+func TestHTTPTargetOnAServerThatClosesAtOnce(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	tg, err := NewHTTPTarget([]string{"http://" + ln.Addr().String()}, []string{"10.0.0.1"}, 4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	// Every request fails, none hangs, and the race detector sees one owner per connection.
+	for i := range 2000 {
+		if s := tg.Send(context.Background(), Arrival{Product: 1}); s != Failed {
+			t.Fatalf("request %d: %v, want failed", i, s)
+		}
+	}
+}
+
+func TestHTTPTargetCloseWhileStartingStillAnswers(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { time.Sleep(time.Millisecond) }))
+	defer srv.Close()
+	for i := range 100 {
+		tg, err := NewHTTPTarget([]string{srv.URL}, []string{"10.0.0.1"}, 1, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		called := make(chan Status, 1)
+		go tg.Close()
+		if _, err := tg.Start(context.Background(), Arrival{Product: 1}, func(s Status) { called <- s }); err != nil {
+			continue // refused: the target was closed first
+		}
+		select {
+		case <-called:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: a request accepted while the target closed was never answered", i)
+		}
+	}
+}
+
+func TestHTTPTargetSkipsInterimAnswers(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	tg, err := NewHTTPTarget([]string{srv.URL}, []string{"10.0.0.1"}, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	for i := range 3 {
+		if s := tg.Send(context.Background(), Arrival{Product: 1}); s != Denied {
+			t.Fatalf("request %d after a 103: %v, want denied", i, s)
+		}
 	}
 }

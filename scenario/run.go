@@ -29,7 +29,8 @@ type SendFunc func(ctx context.Context, a Arrival) Status
 
 // A Starter sends a request without waiting for its answer: Start returns once the
 // request is written (waited reports that it first waited for a free connection) and
-// calls done once, later and from another goroutine, with what became of it. Abort
+// calls done once with what became of it: from another goroutine once the answer
+// comes, or before Start returns when the request could not be written. Abort
 // makes the requests in flight end now, reported Cancelled.
 type Starter interface {
 	Start(ctx context.Context, a Arrival, done func(Status)) (waited bool, err error)
