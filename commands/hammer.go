@@ -382,7 +382,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		if err != nil {
 			return hammerRun{}, report.Cache{}, fmt.Errorf("node %d: cannot listen on 127.0.0.1: %w", i+1, err)
 		}
-		srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		urls[i] = "http://" + ln.Addr().String()
