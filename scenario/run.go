@@ -105,9 +105,41 @@ type Result struct {
 	PacerRealtime bool `json:"pacer_realtime"`
 }
 
+// answers counts what became of requests, and their end-to-end latency.
+type answers struct {
+	allowed, denied, errors, cancelled int64
+	e2e                                *hdrhistogram.Histogram
+}
+
+// answer counts one request's status; an answered one's latency runs from intended.
+func (a *answers) answer(st Status, intended time.Time) {
+	switch st {
+	case Allowed:
+		a.allowed++
+	case Denied:
+		a.denied++
+	case Failed:
+		a.errors++
+	case Cancelled:
+		a.cancelled++
+		return
+	}
+	record(a.e2e, time.Since(intended))
+}
+
+// addTo adds the counts and the latencies to res.
+func (a *answers) addTo(res *Result) {
+	res.Allowed += a.allowed
+	res.Denied += a.denied
+	res.Errors += a.errors
+	res.Cancelled += a.cancelled
+	res.E2E.Merge(a.e2e)
+}
+
 type workerStats struct {
-	allowed, denied, errors, cancelled, late int64
-	e2e, lag                                 *hdrhistogram.Histogram
+	answers
+	late int64
+	lag  *hdrhistogram.Histogram
 }
 
 // Run sends the schedule with schedule time 0 at start (which may be in the future)
@@ -142,19 +174,7 @@ func (r Runner) Run(ctx context.Context, start time.Time) Result {
 				if lag > lateAfter {
 					st.late++
 				}
-				status := r.Send(reqCtx, a)
-				switch status {
-				case Allowed:
-					st.allowed++
-				case Denied:
-					st.denied++
-				case Failed:
-					st.errors++
-				case Cancelled:
-					st.cancelled++
-					continue
-				}
-				record(st.e2e, time.Since(intended))
+				st.answer(r.Send(reqCtx, a), intended)
 			}
 		})
 	}
@@ -185,12 +205,8 @@ func (r Runner) Run(ctx context.Context, start time.Time) Result {
 	res.E2E, res.SendLag = NewE2EHistogram(), NewE2EHistogram()
 	for i := range stats {
 		st := &stats[i]
-		res.Allowed += st.allowed
-		res.Denied += st.denied
-		res.Errors += st.errors
-		res.Cancelled += st.cancelled
+		st.addTo(&res)
 		res.Late += st.late
-		res.E2E.Merge(st.e2e)
 		res.SendLag.Merge(st.lag)
 	}
 	if res.Elapsed > 0 {
@@ -268,9 +284,8 @@ func cmpOr[T int | time.Duration](v, def T) T {
 
 // startedStats is one shard of what the answers to started requests said.
 type startedStats struct {
-	mu                                 sync.Mutex
-	allowed, denied, errors, cancelled int64
-	e2e                                *hdrhistogram.Histogram
+	mu sync.Mutex
+	answers
 }
 
 // startedShards spreads the answers' bookkeeping over locks.
@@ -306,18 +321,7 @@ func (r Runner) runStarted(ctx context.Context, start time.Time) Result {
 				defer inFlight.Done()
 				sh.mu.Lock()
 				defer sh.mu.Unlock()
-				switch st {
-				case Allowed:
-					sh.allowed++
-				case Denied:
-					sh.denied++
-				case Failed:
-					sh.errors++
-				case Cancelled:
-					sh.cancelled++
-					return
-				}
-				record(sh.e2e, time.Since(intended))
+				sh.answer(st, intended)
 			})
 			if err != nil {
 				inFlight.Done()
@@ -358,11 +362,7 @@ func (r Runner) runStarted(ctx context.Context, start time.Time) Result {
 	res.E2E = NewE2EHistogram()
 	for i := range shards {
 		sh := &shards[i]
-		res.Allowed += sh.allowed
-		res.Denied += sh.denied
-		res.Errors += sh.errors
-		res.Cancelled += sh.cancelled
-		res.E2E.Merge(sh.e2e)
+		sh.addTo(&res)
 	}
 	if res.Elapsed > 0 {
 		res.AchievedRPS = float64(res.Sent) / res.Elapsed.Seconds()
