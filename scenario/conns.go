@@ -23,11 +23,12 @@ import (
 
 // node is one target: where to connect and how its requests start.
 type node struct {
-	addr string      // host:port to dial
-	host string      // the Host header
-	path string      // the base path, without a trailing slash
-	tls  *tls.Config // nil for http
-	free chan *conn
+	index int         // in HTTPTarget.nodes
+	addr  string      // host:port to dial
+	host  string      // the Host header
+	path  string      // the base path, without a trailing slash
+	tls   *tls.Config // nil for http
+	free  chan *conn
 }
 
 // conn is one keep-alive connection to a node and its reader. Whoever holds it (the
@@ -52,8 +53,8 @@ type job struct {
 // dialTimeout bounds one connection attempt (loopback: an answer is immediate).
 const dialTimeout = 3 * time.Second
 
-func newNode(u *url.URL, conns int) *node {
-	n := &node{host: u.Host, path: trimSlash(u.EscapedPath()), free: make(chan *conn, conns)}
+func newNode(index int, u *url.URL, conns int) *node {
+	n := &node{index: index, host: u.Host, path: trimSlash(u.EscapedPath()), free: make(chan *conn, conns)}
 	port := u.Port()
 	if port == "" {
 		port = "80"

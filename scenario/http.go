@@ -73,8 +73,8 @@ func NewHTTPTarget(bases []string, identities []string, conns int, timeout time.
 	}
 	perNode := max(1, (conns+len(urls)-1)/len(urls))
 	ctx := context.Background()
-	for _, u := range urls {
-		n := newNode(u, perNode)
+	for i, u := range urls {
+		n := newNode(i, u, perNode)
 		t.nodes = append(t.nodes, n)
 		for range perNode {
 			t.connect(ctx, n)
@@ -161,11 +161,9 @@ func (t *HTTPTarget) Send(ctx context.Context, a Arrival) Status {
 // a 503 a fail-closed refusal). It also counts the answer's X-Cache source, notes the
 // target's RateLimit-Policy, and records the decision.
 func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) Status {
-	for i, nd := range t.nodes {
-		if nd == n && t.policies[i].Load() == nil {
-			if p := resp.Header.Get("RateLimit-Policy"); p != "" {
-				t.policies[i].CompareAndSwap(nil, &p)
-			}
+	if t.policies[n.index].Load() == nil {
+		if p := resp.Header.Get("RateLimit-Policy"); p != "" {
+			t.policies[n.index].CompareAndSwap(nil, &p)
 		}
 	}
 	if src := resp.Header.Get("X-Cache"); src != "" {

@@ -211,11 +211,7 @@ func TestHTTPTargetStartWritesAtOnceAndWaitsForAFreeConnection(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	tg, err := NewHTTPTarget([]string{srv.URL}, []string{"10.0.0.1"}, 1, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
+	tg := newTarget(t, srv.URL, 1, 5*time.Second)
 	ctx := context.Background()
 	answers := make(chan Status, 4)
 	done := func(s Status) { answers <- s }
@@ -295,11 +291,7 @@ func TestHTTPTargetResendsOnAConnectionTheServerClosedWhileIdle(t *testing.T) {
 	srv.Config.ReadHeaderTimeout = 100 * time.Millisecond // closes a connection idle that long
 	srv.Start()
 	defer srv.Close()
-	tg, err := NewHTTPTarget([]string{srv.URL}, []string{"10.0.0.1"}, 1, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
+	tg := newTarget(t, srv.URL, 1, 5*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	if s := tg.Send(context.Background(), Arrival{Product: 1}); s != Allowed || seen.Load() != 1 {
 		t.Fatalf("the first request after the server closed the idle connection: %v, seen %d times; want allowed, once", s, seen.Load())
@@ -322,11 +314,7 @@ func TestHTTPTargetOnAServerThatClosesAtOnce(t *testing.T) {
 			_ = c.Close()
 		}
 	}()
-	tg, err := NewHTTPTarget([]string{"http://" + ln.Addr().String()}, []string{"10.0.0.1"}, 4, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
+	tg := newTarget(t, "http://"+ln.Addr().String(), 4, time.Second)
 	// Every request fails, none hangs, and the race detector sees one owner per connection.
 	for i := range 2000 {
 		if s := tg.Send(context.Background(), Arrival{Product: 1}); s != Failed {
@@ -365,14 +353,21 @@ func TestHTTPTargetSkipsInterimAnswers(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer srv.Close()
-	tg, err := NewHTTPTarget([]string{srv.URL}, []string{"10.0.0.1"}, 1, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
+	tg := newTarget(t, srv.URL, 1, time.Second)
 	for i := range 3 {
 		if s := tg.Send(context.Background(), Arrival{Product: 1}); s != Denied {
 			t.Fatalf("request %d after a 103: %v, want denied", i, s)
 		}
 	}
+}
+
+// newTarget is a target of one node for identity 10.0.0.1, closed when the test ends.
+func newTarget(t *testing.T, url string, conns int, timeout time.Duration) *HTTPTarget {
+	t.Helper()
+	tg, err := NewHTTPTarget([]string{url}, []string{"10.0.0.1"}, conns, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tg.Close)
+	return tg
 }
