@@ -17,7 +17,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
-	"github.com/ratelab/ratelab/commands/redisconn"
+	"github.com/ratelab/ratelab/internal/redisconn"
 )
 
 // Version is set at build time with -ldflags "-X github.com/ratelab/ratelab/cmd.Version=…";

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
-	"github.com/ratelab/ratelab/commands/productapi"
+	"github.com/ratelab/ratelab/internal/productapi"
 )
 
 func init() {

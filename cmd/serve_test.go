@@ -13,7 +13,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
-	"github.com/ratelab/ratelab/commands/productapi"
+	"github.com/ratelab/ratelab/internal/productapi"
 )
 
 // parseServe runs `ratelab serve args` with a stand-in for commands.Serve and

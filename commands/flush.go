@@ -14,8 +14,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/redisconn"
-	"github.com/ratelab/ratelab/commands/report"
+	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/internal/report"
 )
 
 // The kinds of key --kind selects.

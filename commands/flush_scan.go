@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ratelab/ratelab/commands/redisconn"
+	"github.com/ratelab/ratelab/internal/redisconn"
 )
 
 // scanCount is the COUNT hint of every SCAN: about this many keys looked at per call,

@@ -20,7 +20,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
-	"github.com/ratelab/ratelab/commands/report"
+	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/internal/redistest"
 )
 

@@ -23,10 +23,10 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/cache"
-	"github.com/ratelab/ratelab/commands/productapi"
-	"github.com/ratelab/ratelab/commands/redisconn"
-	"github.com/ratelab/ratelab/commands/report"
+	"github.com/ratelab/ratelab/internal/cache"
+	"github.com/ratelab/ratelab/internal/productapi"
+	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/scenario"
 )
 

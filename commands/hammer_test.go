@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/productapi"
-	"github.com/ratelab/ratelab/commands/report"
+	"github.com/ratelab/ratelab/internal/productapi"
+	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/internal/redistest"
 	"github.com/ratelab/ratelab/scenario"
 )

@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/redisconn"
-	"github.com/ratelab/ratelab/commands/report"
+	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/internal/report"
 )
 
 // InspectOptions are the options of `ratelab inspect`.

@@ -16,9 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/cache"
-	"github.com/ratelab/ratelab/commands/productapi"
-	"github.com/ratelab/ratelab/commands/redisconn"
+	"github.com/ratelab/ratelab/internal/cache"
+	"github.com/ratelab/ratelab/internal/productapi"
+	"github.com/ratelab/ratelab/internal/redisconn"
 )
 
 // Defaults of ratelab serve.

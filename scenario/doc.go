@@ -3,5 +3,5 @@
 // follows it, a bounded worker pool that sends it, and what is measured on the way:
 // per-check and end-to-end latency histograms, late sends, the achieved rate, and the
 // burst analysis of every admitted request's server time. It returns plain structs
-// and never prints; commands/report formats them.
+// and never prints; internal/report formats them.
 package scenario

@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/cache"
-	"github.com/ratelab/ratelab/commands/productapi"
+	"github.com/ratelab/ratelab/internal/cache"
+	"github.com/ratelab/ratelab/internal/productapi"
 	"github.com/ratelab/ratelab/internal/redistest"
 )
 

@@ -36,10 +36,10 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./commands/report -update to create it)", err)
+		t.Fatalf("%v (run go test ./internal/report -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (go test ./commands/report -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+		t.Errorf("%s differs from the output (go test ./internal/report -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
 

@@ -37,7 +37,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/redisconn"
+	"github.com/ratelab/ratelab/internal/redisconn"
 )
 
 var (

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ratelab/ratelab/commands/cache"
+	"github.com/ratelab/ratelab/internal/cache"
 )
 
 // Product is what GET /products/{id} answers.

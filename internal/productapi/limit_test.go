@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/productapi"
+	"github.com/ratelab/ratelab/internal/productapi"
 	"github.com/ratelab/ratelab/internal/redistest"
 	"github.com/ratelab/ratelab/scenario"
 )

@@ -23,7 +23,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ratelab/ratelab/commands/redisconn"
+	"github.com/ratelab/ratelab/internal/redisconn"
 	"github.com/ratelab/ratelab/internal/redistest"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/productapi"
+	"github.com/ratelab/ratelab/internal/productapi"
 )
 
 // newLimiter builds a Redis limiter on rdb under a prefix of the test's own.

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/redisconn"
+	"github.com/ratelab/ratelab/internal/redisconn"
 )
 
 // The decision label of ratelab_http_requests_total.

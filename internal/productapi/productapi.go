@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/cache"
+	"github.com/ratelab/ratelab/internal/cache"
 )
 
 // The routes, as ServeMux patterns; they are also the route label of the metrics.

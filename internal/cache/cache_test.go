@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/commands/cache"
+	"github.com/ratelab/ratelab/internal/cache"
 	"github.com/ratelab/ratelab/internal/redistest"
 )
 
