@@ -20,8 +20,8 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
-	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/internal/redistest"
+	"github.com/ratelab/ratelab/internal/report"
 )
 
 func runFlush(t *testing.T, ios commands.IO, opts commands.FlushOptions) (report.Flush, error) {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/productapi"
-	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/internal/redistest"
+	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/scenario"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
-	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/internal/redistest"
+	"github.com/ratelab/ratelab/internal/report"
 )
 
 // backendsWithCluster are the backends of the inspect and flush suites: redis-server,
