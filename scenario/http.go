@@ -140,21 +140,6 @@ func (t *HTTPTarget) startOn(ctx context.Context, n int, product int32, identity
 	return waited, nil
 }
 
-// Send sends one request and waits for what became of it (Cancelled when ctx ends
-// first): Start for a caller that waits.
-func (t *HTTPTarget) Send(ctx context.Context, a Arrival) Status {
-	answer := make(chan Status, 1)
-	if _, err := t.Start(ctx, a, func(s Status) { answer <- s }); err != nil {
-		return Cancelled
-	}
-	select {
-	case s := <-answer:
-		return s
-	case <-ctx.Done():
-		return Cancelled
-	}
-}
-
 // decide reads the decision from an answer: the status (200 allowed, 429 denied,
 // anything else failed) and, from a ratelab serve node, the Server-Timing header: the
 // check's latency, and whether the check failed (a 200 then is a fail-open admission,
