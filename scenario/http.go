@@ -263,9 +263,11 @@ func (t *HTTPTarget) Abort() {
 func (t *HTTPTarget) Close() {
 	t.closeOnce.Do(func() {
 		t.Abort()
-		t.starting.Lock() // no request is being handed over any more
-		t.starting.Unlock()
+		// Once the write lock is held no request is being handed over, and none
+		// will be: Start sees closing.
+		t.starting.Lock()
 		close(t.closed)
+		t.starting.Unlock()
 		t.readers.Wait()
 	})
 }

@@ -11,7 +11,6 @@ type metrics struct {
 	checkSeconds *prometheus.HistogramVec
 	limiterErrs  *prometheus.CounterVec
 	failModes    *prometheus.CounterVec
-	cacheHits    *prometheus.CounterVec
 	all          []prometheus.Collector
 }
 
