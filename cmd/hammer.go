@@ -83,7 +83,7 @@ noisy (one identity sends three requests in five).`,
 	f.DurationVar(&opts.Policy.Window, "window", commands.DefaultHammerWindow, "window W")
 	f.Int64Var(&burst, "burst", 0, "burst B for token-bucket, leaky-bucket and gcra (0: the limit)")
 	f.IntVar(&opts.Nodes, "nodes", 1, "in-process API nodes behind a round-robin balancer, sharing one Redis")
-	f.StringVar(&opts.Store, "store", commands.StoreRedis, "where limiter state lives: redis (shared) or local (one per node)")
+	f.StringVar(&opts.Store, "store", productapi.StoreRedis, "where limiter state lives: redis (shared) or local (one per node)")
 	f.StringVar(&opts.Pattern, "pattern", scenario.PatternMixed, "traffic pattern: "+strings.Join(scenario.Patterns(), ", "))
 	f.IntVar(&opts.Products, "products", commands.DefaultHammerProducts, "distinct products requested, with Zipf popularity")
 	f.StringSliceVar(&opts.Targets, "target", nil, "hammer running 'ratelab serve' URLs (loopback only) instead of in-process nodes")

@@ -108,6 +108,10 @@ the redis:// address it logs.`,
 	f.StringVar(&onError, "on-redis-error", string(productapi.FailOpen), "when a check fails or times out: open (serve) or closed (503)")
 	f.StringVar(&opts.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", commands.DefaultShutdownTimeout, "how long in-flight requests may finish after SIGINT/SIGTERM")
+	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", commands.DefaultShutdownTimeout, "how long in-flight requests may finish after SIGINT/SIGTERM; then the rest are closed")
+	f.DurationVar(&opts.ReadHeaderTimeout, "read-header-timeout", productapi.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
+	f.DurationVar(&opts.ReadTimeout, "read-timeout", productapi.DefaultReadTimeout, "how long a client may take to send a whole request, body included")
+	f.DurationVar(&opts.WriteTimeout, "write-timeout", 0, "how long a request may take from its headers to the end of its answer (0: "+productapi.DefaultWriteTimeout.String()+" plus the longest leaky-bucket delay and the backend delay)")
+	f.DurationVar(&opts.IdleTimeout, "idle-timeout", productapi.DefaultIdleTimeout, "how long an idle keep-alive connection is kept open")
 	return cmd
 }
