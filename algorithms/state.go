@@ -48,36 +48,38 @@ type ZMember struct {
 // as the algorithm's model, without changing the state, so that it matches the
 // Decision the algorithm would give at the same moment: a request now is admitted
 // exactly when Remaining > 0, Remaining then drops by one, and a denied request is
-// told RetryAfter and ResetAfter. Its JSON form is in algorithms/json.go.
+// told RetryAfter and ResetAfter. Its JSON form, written by MarshalJSON in json.go,
+// gives durations in whole microseconds (retry_after_us, next_free_us, reset_after_us,
+// delay_us) and leaves out current and previous when they are 0.
 type State struct {
 	// Algorithm is the algorithm's name.
-	Algorithm string `json:"algorithm"`
+	Algorithm string
 	// Policy is the policy decoded from the key name.
-	Policy Policy `json:"policy"`
+	Policy Policy
 	// TimeMicros is the moment the state is decoded at, microseconds since the Unix epoch.
-	TimeMicros int64 `json:"time_us"`
+	TimeMicros int64
 	// Capacity is Remaining when the state is fresh: the limit L for the window
 	// algorithms, the burst B for token bucket, leaky bucket and GCRA.
-	Capacity int64 `json:"capacity"`
+	Capacity int64
 	// Used is how much of Capacity is taken, in requests: the window's count (fixed
 	// window), the admissions in the last W (sliding log), the weighted estimate
 	// (sliding counter), B minus the tokens (token bucket), the queue (leaky bucket),
 	// how far the TAT is ahead of now in emission intervals (GCRA).
-	Used float64 `json:"used"`
+	Used float64
 	// Remaining is how many requests would be admitted now, one after another.
-	Remaining int64 `json:"remaining"`
+	Remaining int64
 	// RetryAfter is how long until a request is admitted again; 0 when Remaining > 0.
-	RetryAfter time.Duration `json:"retry_after"`
+	RetryAfter time.Duration
 	// NextFree is how long until Remaining grows by one; 0 when Remaining is Capacity.
-	NextFree time.Duration `json:"next_free"`
+	NextFree time.Duration
 	// ResetAfter is how long until the state is fresh again, as if never used.
-	ResetAfter time.Duration `json:"reset_after"`
+	ResetAfter time.Duration
 	// Delay is how long a request admitted now would wait before it is served
 	// (leaky bucket); 0 for the other algorithms.
-	Delay time.Duration `json:"delay"`
+	Delay time.Duration
 	// Current and Previous are the sliding counter's two window counts; 0 otherwise.
-	Current  int64 `json:"current,omitempty"`
-	Previous int64 `json:"previous,omitempty"`
+	Current  int64
+	Previous int64
 }
 
 // Fresh reports whether the state is as if the identity had never made a request.
