@@ -35,6 +35,7 @@ const MaxPrefixLen = 64
 
 // Errors from NewKeyspace and Parse.
 var (
+	// ErrInvalidPrefix means a prefix NewKeyspace refuses (NewRedis refuses a Keyspace without one).
 	ErrInvalidPrefix = errors.New("invalid prefix")
 	// ErrForeignKey means the key is not under this keyspace's prefix.
 	ErrForeignKey = errors.New("not a ratelab key")
