@@ -10,6 +10,8 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/ratelab/ratelab/internal/wire"
 )
 
 // HammerTable writes h for a terminal: the run, what each algorithm let through, its
@@ -74,7 +76,7 @@ func writeHammer(w io.Writer, h *Hammer, md bool) error {
 	if len(h.Targets) == 0 || h.Cache.Hits+h.Cache.Misses > 0 {
 		title := "Cache (every run)"
 		if len(h.Targets) > 0 {
-			title = "Cache (from the targets' X-Cache headers)"
+			title = "Cache (from the targets' " + wire.HeaderXCache + " headers)"
 		}
 		heading(title)
 		c := h.Cache
@@ -166,7 +168,7 @@ func writeRun(w io.Writer, h *Hammer, md bool) {
 func latencyHeading(h *Hammer) string {
 	s := "Latency: check = the limiter call alone; e2e = from each request's intended send time to its answer"
 	if len(h.Targets) > 0 {
-		s += " (check latency as the serve processes report it in Server-Timing)"
+		s += " (check latency as the serve processes report it in " + wire.HeaderServerTiming + ")"
 	}
 	return s
 }
@@ -182,11 +184,11 @@ func describeTargets(h *Hammer) string {
 	for i, t := range h.Targets {
 		parts[i] = t
 		if i >= len(h.TargetPolicies) || h.TargetPolicies[i] == "" {
-			parts[i] += " (no RateLimit-Policy header)"
+			parts[i] += " (no " + wire.HeaderRateLimitPolicy + " header)"
 			continue
 		}
 		p := h.TargetPolicies[i]
-		parts[i] += " (RateLimit-Policy " + p + ")"
+		parts[i] += " (" + wire.HeaderRateLimitPolicy + " " + p + ")"
 		if q, ok := policyQuota(p); ok && limit > 0 && q != limit {
 			parts[i] += fmt.Sprintf(" [its quota %d is not --limit %d: set --limit, --window and --algorithms to what it enforces]", q, limit)
 		}
@@ -194,15 +196,14 @@ func describeTargets(h *Hammer) string {
 	return strings.Join(parts, ", ")
 }
 
-// policyQuota reads q from a RateLimit-Policy header value (`"default";q=10;w=1`).
+// policyQuota reads the quota of the first policy of a RateLimit-Policy header value
+// (`"default";q=10;w=1`).
 func policyQuota(policy string) (int64, bool) {
-	for p := range strings.SplitSeq(policy, ";") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(p), "q="); ok {
-			q, err := strconv.ParseInt(v, 10, 64)
-			return q, err == nil
-		}
+	ps, err := wire.ParseRateLimitPolicy([]string{policy})
+	if err != nil || len(ps) == 0 {
+		return 0, false
 	}
-	return 0, false
+	return ps[0].Quota, true
 }
 
 // newTable makes a table with lower-case headers; columns from firstNumeric on are right-aligned.
