@@ -59,7 +59,8 @@ type HammerOptions struct {
 	Duration time.Duration
 	// Seed makes the schedule: the same seed, the same schedule.
 	Seed uint64
-	// Algorithms run one after another on the same schedule; empty means all six.
+	// Algorithms run one after another on the same schedule (cmd makes an empty
+	// --algorithms all six).
 	Algorithms []string
 	// Policy is the limit under test.
 	Policy algorithms.Policy
@@ -91,8 +92,9 @@ type HammerOptions struct {
 	MinAchievedRPS float64
 }
 
-// Validate checks the options, with usage errors that say which flag to change.
-func (o *HammerOptions) Validate() error {
+// Validate checks the options without changing them, with usage errors that say which
+// flag to change.
+func (o HammerOptions) Validate() error {
 	switch {
 	case o.IPs < 1 || o.IPs > scenario.MaxIdentities:
 		return Usagef("--ips %d: choose between 1 and %d", o.IPs, scenario.MaxIdentities)
@@ -128,7 +130,7 @@ func (o *HammerOptions) Validate() error {
 		return Usagef("--output %q: choose one of %s", o.Output, strings.Join(report.Formats(), ", "))
 	}
 	if len(o.Algorithms) == 0 {
-		o.Algorithms = algorithms.Names()
+		return Usagef("--algorithms: name at least one of %s", strings.Join(algorithms.Names(), ","))
 	}
 	seen := map[string]bool{}
 	for _, a := range o.Algorithms {
@@ -195,11 +197,9 @@ const hammerMemoryLimit = 1 << 30
 
 // Hammer runs the schedule against in-process Product API nodes (or --target URLs),
 // one algorithm after another, and writes the comparison report. A missed threshold
-// is an ExitThreshold error, after the report is written.
+// is an ExitThreshold error, after the report is written. opts passed Validate, as
+// cmd does.
 func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
-	if err := opts.Validate(); err != nil {
-		return err
-	}
 	ids, err := scenario.Identities(opts.IPs, uint8(rand.N(256)))
 	if err != nil {
 		return UsageError(err)

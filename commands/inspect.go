@@ -25,10 +25,10 @@ type InspectOptions struct {
 	// Identity is a normalised identity (an IP address, or key-… for an API key)
 	// whose limiter keys to list.
 	Identity string
-	// Output is "text" or "json".
+	// Output is report.FormatTable or report.FormatJSON.
 	Output string
 	// MemorySample is how many keys the summary reads MEMORY USAGE of, at most;
-	// the total is extrapolated above that. 0 means DefaultMemorySample.
+	// the total is extrapolated above that. Normalize makes 0 DefaultMemorySample.
 	MemorySample int
 }
 
@@ -36,34 +36,15 @@ type InspectOptions struct {
 // it estimates the total from a sample.
 const DefaultMemorySample = 1000
 
-// keyspaceAndOutput checks the --prefix and --output that inspect and flush share;
-// output defaults to text.
-func keyspaceAndOutput(prefix, output string) (algorithms.Keyspace, string, error) {
-	keys, err := algorithms.NewKeyspace(prefix)
-	if err != nil {
-		return algorithms.Keyspace{}, "", UsageError(fmt.Errorf("--prefix: %w", err))
-	}
-	switch output {
-	case "":
-		return keys, "text", nil
-	case "text", "json":
-		return keys, output, nil
-	}
-	return algorithms.Keyspace{}, "", Usagef("--output %q: use text or json", output)
-}
-
 // Inspect shows what ratelab holds in Redis: one key, every limiter key of one
 // identity, or a summary of everything under the prefix. A missing key, a key that is
 // not ratelab's and one it cannot decode are errors with ExitMissing, ExitForeign and
-// ExitUndecodable.
+// ExitUndecodable. opts are normalized and validated (InspectOptions.Normalize and
+// Validate), as cmd does.
 func Inspect(ctx context.Context, opts InspectOptions, ios IO) error {
-	keys, output, err := keyspaceAndOutput(opts.Prefix, opts.Output)
+	keys, err := algorithms.NewKeyspace(opts.Prefix)
 	if err != nil {
 		return err
-	}
-	opts.Output = output
-	if opts.Key != "" && opts.Identity != "" {
-		return Usagef("give a KEY or an identity (--ip, --key-id, --api-key), not both")
 	}
 	var parsed algorithms.Key
 	if opts.Key != "" {
@@ -77,7 +58,7 @@ func Inspect(ctx context.Context, opts InspectOptions, ios IO) error {
 		return err
 	}
 	defer conn.Close()
-	if conn.Embedded && opts.Output == "text" {
+	if conn.Embedded && opts.Output == report.FormatTable {
 		fmt.Fprintln(ios.ErrOut, "note: inspecting the embedded Redis, which starts empty; pass --redis URL to inspect the Redis that ratelab serve or hammer used")
 	}
 	switch {
@@ -93,9 +74,6 @@ func Inspect(ctx context.Context, opts InspectOptions, ios IO) error {
 			return err
 		}
 		return report.WriteInspectIdentity(ios.Out, opts.Output, r)
-	}
-	if opts.MemorySample <= 0 {
-		opts.MemorySample = DefaultMemorySample
 	}
 	s, err := inspectSummary(ctx, conn, keys, opts.MemorySample)
 	if err != nil {

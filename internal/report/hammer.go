@@ -193,9 +193,6 @@ func describeThreshold(t Threshold) string {
 	return fmt.Sprintf("--%s: %s %s, want %s %s", t.Name, t.Subject, val, op, lim)
 }
 
-// Formats lists the output formats, the default first.
-func Formats() []string { return []string{"table", "json", "markdown"} }
-
 // WriteHammer renders h in format (table, json or markdown) to w.
 func WriteHammer(w io.Writer, format string, h *Hammer) error {
 	switch format {

@@ -120,9 +120,6 @@ type InspectSummary struct {
 // InspectListLimit bounds the keys an InspectSummary lists by name.
 const InspectListLimit = 100
 
-// InspectFormats are the formats the inspect writers know.
-func InspectFormats() []string { return []string{"text", "json"} }
-
 // WriteInspectKey writes one key in format ("text" or "json").
 func WriteInspectKey(w io.Writer, format string, k InspectKey) error {
 	k.Summary = DescribeKey(k)
