@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/internal/cache"
 	"github.com/ratelab/ratelab/internal/redisconn"
 	"github.com/ratelab/ratelab/internal/report"
 )
@@ -98,32 +100,11 @@ func keyForms(keys algorithms.Keyspace) string {
 // readKeyScript reads a key atomically with the server's TIME: its type, TTL and
 // content, and for a product the type, TTL and value of its fill lock, which shares
 // its hash slot. One round trip, and "now" is the clock of the server holding the key.
-var readKeyScript = redis.NewScript(`
-local function typeof(k)
-  local t = redis.call('TYPE', k)
-  if type(t) == 'table' then t = t['ok'] end
-  return t
-end
-local t = redis.call('TIME')
-local typ = typeof(KEYS[1])
-local content = {}
-if typ == 'hash' then
-  content = redis.call('HGETALL', KEYS[1])
-elseif typ == 'zset' then
-  content = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-elseif typ == 'string' then
-  content = {redis.call('GET', KEYS[1])}
-end
-local lock = {}
-if KEYS[2] then
-  local lt = typeof(KEYS[2])
-  if lt ~= 'none' then
-    lock = {lt, redis.call('PTTL', KEYS[2])}
-    if lt == 'string' then lock[3] = redis.call('GET', KEYS[2]) end
-  end
-end
-return {t[1], t[2], typ, redis.call('PTTL', KEYS[1]), content, lock}
-`)
+//
+//go:embed lua/inspect_key.lua
+var readKeyLua string
+
+var readKeyScript = redis.NewScript(readKeyLua)
 
 // rawKey is what readKeyScript returns.
 type rawKey struct {
@@ -413,33 +394,21 @@ func pairs(flat []string) map[string]string {
 	return m
 }
 
-// decodeProduct reads a cached product's hash as the cache writes it: v the value (or
-// nf for a cached "not found"), x when the entry expires (ms, server time), g the
-// generation that invalidations bump. A hash with only g is an invalidation marker.
+// decodeProduct turns a cached product's hash, decoded by the cache that writes it,
+// into what inspect shows at the server time nowMs.
 func decodeProduct(h map[string]string, nowMs int64) (*report.InspectProduct, error) {
-	p := &report.InspectProduct{Generation: "0"}
-	for f, v := range h {
-		switch f {
-		case "v":
-			val := v
-			p.Value = &val
-		case "nf":
-			p.NotFound = true
-		case "g":
-			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-				return nil, fmt.Errorf("%w: the generation g=%q is not an integer", algorithms.ErrBadState, v)
-			}
-			p.Generation = v
-		case "x":
-			x, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%w: the expiry x=%q is not an integer", algorithms.ErrBadState, v)
-			}
-			left := x - nowMs
-			p.ExpiresInMillis = &left
-		default:
-			return nil, fmt.Errorf("%w: a cached product has the fields v, nf, x and g, not %q", algorithms.ErrBadState, f)
-		}
+	e, err := cache.DecodeEntry(h)
+	if err != nil {
+		return nil, err
+	}
+	p := &report.InspectProduct{NotFound: e.NotFound, Generation: strconv.FormatInt(e.Generation, 10)}
+	if e.Value != nil {
+		v := string(e.Value)
+		p.Value = &v
+	}
+	if e.ExpiresAtMillis != 0 {
+		left := e.ExpiresAtMillis - nowMs
+		p.ExpiresInMillis = &left
 	}
 	return p, nil
 }
