@@ -78,7 +78,7 @@ func sampleSummary() InspectSummary {
 
 // TestInspectGolden: each inspect renderer's output for one sample of every form.
 func TestInspectGolden(t *testing.T) {
-	for _, format := range []string{"table", "json"} {
+	for _, format := range InspectFormats() {
 		t.Run(format, func(t *testing.T) {
 			var b bytes.Buffer
 			for _, k := range sampleKeys() {
@@ -131,7 +131,7 @@ func sampleFlushes() []Flush {
 
 // TestFlushGolden: each flush renderer's output, and the warnings for the error stream.
 func TestFlushGolden(t *testing.T) {
-	for _, format := range []string{"table", "json"} {
+	for _, format := range InspectFormats() {
 		t.Run(format, func(t *testing.T) {
 			var b bytes.Buffer
 			for i, f := range sampleFlushes() {
