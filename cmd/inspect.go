@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 
@@ -9,9 +10,8 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
+	"github.com/ratelab/ratelab/internal/report"
 )
-
-func init() { subcommands = append(subcommands, newInspectCmd) }
 
 // inspectExitHelp is the EXIT STATUS section of inspect: the shared codes and its own.
 const inspectExitHelp = exitStatusHelp + `
@@ -19,7 +19,9 @@ const inspectExitHelp = exitStatusHelp + `
   5  the key is not ratelab's: it is not under --prefix
   6  the key is under --prefix, but its name or content is not of a form ratelab writes`
 
-func newInspectCmd(ios commands.IO, g *commands.Global) *cobra.Command {
+// newInspectCmd builds `ratelab inspect`; run is called with the normalized, validated
+// options (commands.Inspect, or a test's stand-in).
+func newInspectCmd(ios commands.IO, g *commands.Global, run func(context.Context, commands.InspectOptions, commands.IO) error) *cobra.Command {
 	var opts commands.InspectOptions
 	var id identityFlags
 	c := &cobra.Command{
@@ -58,11 +60,15 @@ same as JSON with stable field names (see the README).`,
 				return err
 			}
 			opts.Identity = identity
-			return commands.Inspect(cmd.Context(), opts, ios)
+			opts.Normalize()
+			if err := opts.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), opts, ios)
 		},
 	}
 	f := c.Flags()
-	f.StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "output format: table or json")
 	f.IntVar(&opts.MemorySample, "sample", commands.DefaultMemorySample, "read MEMORY USAGE of at most this many keys; estimate the total above that")
 	id.register(f, "list every limiter key of")
 	return c

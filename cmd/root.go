@@ -1,5 +1,6 @@
-// Package cmd wires ratelab's subcommands to Cobra: flags are parsed and validated
-// into an Options struct, then a function in package commands runs.
+// Package cmd wires ratelab's subcommands to Cobra: each newXCmd(ios, g, runF) parses
+// its flags into an Options struct, fills in the defaults, validates it once, and calls
+// runF (the function in package commands, or a test's stand-in).
 package cmd
 
 import (
@@ -111,14 +112,14 @@ so it works on a machine with nothing installed.` + "\n" + exitStatusHelp,
 		"Redis URL (env "+redisconn.EnvURL+"): "+redisconn.URLHelp)
 	root.PersistentFlags().StringVar(&g.Prefix, "prefix", algorithms.DefaultPrefix, "prefix of every key ratelab writes or reads")
 	root.CompletionOptions.HiddenDefaultCmd = false
-	for _, add := range subcommands {
-		root.AddCommand(add(ios, g))
-	}
+	root.AddCommand(
+		newServeCmd(ios, g, commands.Serve),
+		newHammerCmd(ios, g, commands.Hammer),
+		newInspectCmd(ios, g, commands.Inspect),
+		newFlushCmd(ios, g, commands.Flush),
+	)
 	return root
 }
-
-// subcommands are the constructors of ratelab's subcommands, registered by their files.
-var subcommands []func(commands.IO, *commands.Global) *cobra.Command
 
 func version() string {
 	if Version != "" {

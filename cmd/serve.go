@@ -11,12 +11,6 @@ import (
 	"github.com/ratelab/ratelab/internal/productapi"
 )
 
-func init() {
-	subcommands = append(subcommands, func(ios commands.IO, g *commands.Global) *cobra.Command {
-		return newServeCmd(ios, g, commands.Serve)
-	})
-}
-
 // newServeCmd builds `ratelab serve`; run is called with the validated options
 // (commands.Serve, or a test's stand-in).
 func newServeCmd(ios commands.IO, g *commands.Global, run func(context.Context, commands.ServeOptions, commands.IO) error) *cobra.Command {

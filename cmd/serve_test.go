@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -22,7 +21,7 @@ func parseServe(t *testing.T, args ...string) (commands.ServeOptions, bool, erro
 	t.Helper()
 	var got commands.ServeOptions
 	called := false
-	ios := commands.IO{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
+	ios, _, _, _ := commands.TestIO()
 	root := &cobra.Command{Use: "ratelab", SilenceErrors: true, SilenceUsage: true}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return commands.UsageError(err) })
 	root.SetOut(ios.Out)

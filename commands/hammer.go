@@ -29,11 +29,9 @@ const hammerMemoryLimit = 1 << 30
 
 // Hammer runs the schedule against in-process Product API nodes (or --target URLs),
 // one algorithm after another, and writes the comparison report. A missed threshold
-// is an ExitThreshold error, after the report is written.
+// is an ExitThreshold error, after the report is written. opts passed Validate, as
+// cmd does.
 func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
-	if err := opts.Validate(); err != nil {
-		return err
-	}
 	ids, err := scenario.Identities(opts.IPs, uint8(rand.N(256)))
 	if err != nil {
 		return UsageError(err)
@@ -69,7 +67,7 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 		return err
 	}
 
-	names := opts.algorithmNames()
+	names := opts.Algorithms
 	if len(opts.Targets) > 0 {
 		names = names[:1] // the targets enforce one policy of their own
 	}

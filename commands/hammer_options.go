@@ -41,7 +41,8 @@ type HammerOptions struct {
 	Duration time.Duration
 	// Seed makes the schedule: the same seed, the same schedule.
 	Seed uint64
-	// Algorithms run one after another on the same schedule; empty means all six.
+	// Algorithms run one after another on the same schedule (cmd makes an empty
+	// --algorithms all six).
 	Algorithms []string
 	// Policy is the limit under test.
 	Policy algorithms.Policy
@@ -73,19 +74,11 @@ type HammerOptions struct {
 	MinAchievedRPS float64
 }
 
-// algorithmNames is the algorithms to run: those given, or all six.
-func (o HammerOptions) algorithmNames() []string {
-	if len(o.Algorithms) == 0 {
-		return algorithms.Names()
-	}
-	return o.Algorithms
-}
-
 // workers is the requests in flight at once: those given, or scenario.DefaultWorkers.
 func (o HammerOptions) workers() int { return cmpOr(o.Workers, scenario.DefaultWorkers) }
 
-// Validate checks the options, with usage errors that say which flag to change. It
-// changes nothing: the defaults of zero values are applied where they are used.
+// Validate checks the options without changing them, with usage errors that say which
+// flag to change; the defaults of zero values apply where they are used.
 func (o HammerOptions) Validate() error {
 	switch {
 	case o.IPs < 1 || o.IPs > scenario.MaxIdentities:
@@ -120,6 +113,9 @@ func (o HammerOptions) Validate() error {
 	}
 	if !slices.Contains(report.Formats(), o.Output) {
 		return Usagef("--output %q: choose one of %s", o.Output, strings.Join(report.Formats(), ", "))
+	}
+	if len(o.Algorithms) == 0 {
+		return Usagef("--algorithms: name at least one of %s", strings.Join(algorithms.Names(), ","))
 	}
 	seen := map[string]bool{}
 	for _, a := range o.Algorithms {

@@ -147,13 +147,13 @@ func nodeCache(now, base []cache.Stats, backendCalls int64) report.Cache {
 // nodes count their cache: "wait" is a Redis hit after waiting for another node's
 // fill, "miss" a fill; "shared" (a read that joined one already under way in the
 // node) and "bypass" (Redis unusable) are neither.
-func targetCache(sources map[string]int64) report.Cache {
+func targetCache(sources map[cache.Source]int64) report.Cache {
 	c := report.Cache{
-		LocalHits:     sources[string(cache.FromLocal)],
-		RedisHits:     sources[string(cache.FromRedis)] + sources[string(cache.FromWait)],
-		Misses:        sources[string(cache.FromLoad)],
-		FillLockWaits: sources[string(cache.FromWait)],
-		BackendCalls:  sources[string(cache.FromLoad)] + sources[string(cache.FromBypass)],
+		LocalHits:     sources[cache.FromLocal],
+		RedisHits:     sources[cache.FromRedis] + sources[cache.FromWait],
+		Misses:        sources[cache.FromLoad],
+		FillLockWaits: sources[cache.FromWait],
+		BackendCalls:  sources[cache.FromLoad] + sources[cache.FromBypass],
 	}
 	c.Hits = c.LocalHits + c.RedisHits
 	return c

@@ -212,11 +212,8 @@ func parseLevel(s string) (slog.Level, error) {
 
 // Serve runs the Product API until ctx is done (SIGINT, SIGTERM), then stops
 // accepting, lets in-flight requests finish (at most ShutdownTimeout) and closes
-// Redis. Logs go to ios.ErrOut.
+// Redis. Logs go to ios.ErrOut. opts passed Validate, as cmd does.
 func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
-	if err := opts.Validate(); err != nil {
-		return err
-	}
 	level, _ := parseLevel(opts.LogLevel)
 	hopts := &slog.HandlerOptions{Level: level}
 	var handler slog.Handler = slog.NewTextHandler(ios.ErrOut, hopts)

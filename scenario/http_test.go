@@ -90,30 +90,6 @@ func TestHTTPTargetRoundRobinWithForwardedFor(t *testing.T) {
 	}
 }
 
-func TestParseServerTiming(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		values  []string
-		took    time.Duration
-		outcome string
-		ok      bool
-	}{
-		{[]string{`ratelimit;dur=0.231;desc="allowed"`}, 231 * time.Microsecond, "allowed", true},
-		{[]string{`db;dur=53, ratelimit;desc="denied";dur=1.5`}, 1500 * time.Microsecond, "denied", true},
-		{[]string{`cache;desc="hit"`, `ratelimit; dur=50.000; desc=error`}, 50 * time.Millisecond, "error", true},
-		{[]string{`ratelimit`}, 0, "", true},
-		{[]string{`ratelimit;dur=-3;desc="allowed"`}, 0, "allowed", true},
-		{[]string{`db;dur=53`}, 0, "", false},
-		{nil, 0, "", false},
-	}
-	for _, tt := range tests {
-		took, outcome, ok := ParseServerTiming(tt.values)
-		if took != tt.took || outcome != tt.outcome || ok != tt.ok {
-			t.Errorf("ParseServerTiming(%q) = %v, %q, %v; want %v, %q, %v", tt.values, took, outcome, ok, tt.took, tt.outcome, tt.ok)
-		}
-	}
-}
-
 func TestHTTPTargetReadsServerTimingCacheAndPolicy(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

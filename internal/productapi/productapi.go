@@ -25,6 +25,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/cache"
+	"github.com/ratelab/ratelab/internal/wire"
 )
 
 // The routes, as ServeMux patterns; they are also the route label of the metrics.
@@ -268,7 +269,7 @@ func (a *API) getProduct(w http.ResponseWriter, r *http.Request) {
 	body, source, err := a.read(r.Context(), id)
 	switch {
 	case errors.Is(err, cache.ErrNotFound):
-		w.Header().Set("X-Cache", string(source))
+		w.Header().Set(wire.HeaderXCache, wire.FormatXCache(source))
 		writeError(w, http.StatusNotFound, "product %q does not exist", id)
 		return
 	case r.Context().Err() != nil:
@@ -279,7 +280,7 @@ func (a *API) getProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Cache", string(source))
+	w.Header().Set(wire.HeaderXCache, wire.FormatXCache(source))
 	_, _ = w.Write(body)
 }
 
