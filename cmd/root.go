@@ -19,6 +19,7 @@ import (
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
 	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/internal/report"
 )
 
 // Version is set at build time with -ldflags "-X github.com/ratelab/ratelab/cmd.Version=…";
@@ -57,7 +58,9 @@ func Run(ctx context.Context, ios commands.IO, args []string) int {
 	if code == commands.ExitFailure && isCobraUsageError(err) {
 		code = commands.ExitUsage
 	}
-	fmt.Fprintf(ios.ErrOut, "ratelab: %v\n", err)
+	// An error may carry a key name or a server's words: nothing in it may act on
+	// the terminal.
+	fmt.Fprintf(ios.ErrOut, "ratelab: %s\n", report.ShownMessage(err.Error()))
 	if code == commands.ExitUsage {
 		fmt.Fprintln(ios.ErrOut, "Run 'ratelab --help' for usage.")
 	}

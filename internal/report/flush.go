@@ -60,7 +60,7 @@ func WriteFlushWarnings(w io.Writer, f Flush) error {
 	ew.printf("warning: left %d keys under %s: that are not of a form ratelab writes; inspect them and delete them yourself if they are yours:\n",
 		f.Undecodable, f.Prefix)
 	for _, k := range f.UndecodableKeys {
-		ew.printf("  %s\n", k)
+		ew.printf("  %s\n", Shown(k))
 	}
 	if more := f.Undecodable - int64(len(f.UndecodableKeys)); more > 0 {
 		ew.printf("  … and %d more\n", more)

@@ -18,7 +18,7 @@ func FlushTable(w io.Writer, f Flush) error {
 				ew.printf("  … and %d more\n", len(f.Keys)-i)
 				break
 			}
-			ew.printf("  %s\n", k)
+			ew.printf("  %s\n", Shown(k))
 		}
 		ew.printf("nothing deleted (dry run)\n")
 	} else {

@@ -288,7 +288,7 @@ func inspectLockWords(l InspectLock) string {
 	}
 	s := "held for " + inspectTTL(l.TTLMillis) + " more"
 	if l.Owner != "" {
-		s += " by " + l.Owner
+		s += " by " + Shown(l.Owner)
 	}
 	return s
 }
@@ -301,13 +301,9 @@ func inspectHash(h map[string]string) string {
 	sort.Strings(names)
 	parts := make([]string, len(names))
 	for i, k := range names {
-		v := h[k]
 		// Raw content is shown as stored; a value with line breaks or other control
 		// characters is quoted, so that it cannot break the layout or the terminal.
-		if strings.IndexFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
-			v = strconv.Quote(v)
-		}
-		parts[i] = k + "=" + v
+		parts[i] = Shown(k) + "=" + Shown(h[k])
 	}
 	return strings.Join(parts, " ")
 }
@@ -328,7 +324,7 @@ func inspectZSet(z []algorithms.ZMember, now int64) string {
 		if ago < 0 {
 			when = "in " + inspectDuration(time.Duration(-ago)*time.Microsecond)
 		}
-		fmt.Fprintf(&b, "         %s  %.0f  %s\n", m.Member, m.Score, when)
+		fmt.Fprintf(&b, "         %s  %.0f  %s\n", Shown(m.Member), m.Score, when)
 	}
 	return b.String()
 }

@@ -15,7 +15,7 @@ import (
 func InspectKeyTable(w io.Writer, k InspectKey) error {
 	k.Summary = DescribeKey(k)
 	ew := &inspectErrWriter{w: w}
-	ew.printf("key      %s\n", k.Key)
+	ew.printf("key      %s\n", Shown(k.Key))
 	ew.printf("type     %s\n", k.Type)
 	ew.printf("ttl      %s\n", inspectTTL(k.TTLMillis))
 	switch {
@@ -49,7 +49,7 @@ func InspectIdentityTable(w io.Writer, r InspectIdentity) error {
 	t := tablewriter.NewTable(w)
 	t.Header("key", "ttl", "state")
 	for _, k := range r.Keys {
-		if err := t.Append(k.Key, inspectTTL(k.TTLMillis), DescribeKey(k)); err != nil {
+		if err := t.Append(Shown(k.Key), inspectTTL(k.TTLMillis), DescribeKey(k)); err != nil {
 			return err
 		}
 	}
@@ -102,7 +102,7 @@ func InspectSummaryTable(w io.Writer, s InspectSummary) error {
 	} else {
 		ew.printf("\n!!! %d KEYS HAVE NO TTL: every key ratelab writes must expire. These never will:\n", s.WithoutTTL)
 		for _, k := range s.WithoutTTLKeys {
-			ew.printf("!!!   %s\n", k)
+			ew.printf("!!!   %s\n", Shown(k))
 		}
 		if more := s.WithoutTTL - int64(len(s.WithoutTTLKeys)); more > 0 {
 			ew.printf("!!!   … and %d more\n", more)
@@ -112,7 +112,7 @@ func InspectSummaryTable(w io.Writer, s InspectSummary) error {
 	if n := s.ByKind["undecodable"]; n > 0 {
 		ew.printf("\n%d keys under %s: are not of a form ratelab writes (flush leaves them alone):\n", n, s.Prefix)
 		for _, k := range s.UndecodableKeys {
-			ew.printf("  %s\n", k)
+			ew.printf("  %s\n", Shown(k))
 		}
 		if more := n - int64(len(s.UndecodableKeys)); more > 0 {
 			ew.printf("  … and %d more\n", more)
