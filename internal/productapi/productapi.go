@@ -108,6 +108,12 @@ type Config struct {
 	KeyBy KeyBy
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed (see ClientIP).
 	TrustedProxies []netip.Prefix
+	// IPv6Prefix groups IPv6 clients by their network of this many bits, 48 to 128
+	// (algorithms.IPIdentity); 0 means algorithms.DefaultIPv6Prefix, a /64.
+	IPv6Prefix int
+	// APIKeys hashes X-API-Key values into identities under the server's secret;
+	// required with KeyByAPIKey. Nodes that share a limit need the same secret.
+	APIKeys *algorithms.APIKeyHasher
 	// CheckTimeout is the time budget of one limiter check; 0 means DefaultCheckTimeout.
 	CheckTimeout time.Duration
 	// OnLimiterError decides requests whose check failed; empty means FailOpen.
@@ -132,6 +138,7 @@ type API struct {
 	metrics *metrics
 	reg     prometheus.Registerer
 	mux     *http.ServeMux
+	ident   Identifier
 	// down is set while limiter checks fail, so an outage is logged once, not per request.
 	down atomic.Bool
 }
@@ -141,12 +148,11 @@ func New(cfg Config) (*API, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("productapi: Config.Backend is required")
 	}
-	if cfg.KeyBy == "" {
-		cfg.KeyBy = KeyByIP
-	}
-	if _, err := ParseKeyBy(string(cfg.KeyBy)); err != nil {
+	ident := Identifier{KeyBy: cfg.KeyBy, TrustedProxies: cfg.TrustedProxies, IPv6Prefix: cfg.IPv6Prefix, APIKeys: cfg.APIKeys}
+	if err := ident.check(); err != nil {
 		return nil, fmt.Errorf("productapi: %w", err)
 	}
+	cfg.KeyBy, cfg.IPv6Prefix = ident.KeyBy, ident.IPv6Prefix
 	if cfg.OnLimiterError == "" {
 		cfg.OnLimiterError = FailOpen
 	}
@@ -174,7 +180,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer, _ = cfg.Registerer.(prometheus.Gatherer)
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, reg: cfg.Registerer}
+	a := &API{cfg: cfg, log: cfg.Logger, reg: cfg.Registerer, ident: ident}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
