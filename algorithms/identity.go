@@ -171,16 +171,6 @@ func (h *APIKeyHasher) String() string { return "APIKeyHasher(HMAC-SHA-256, secr
 // LogValue keeps the secret out of logs.
 func (h *APIKeyHasher) LogValue() slog.Value { return slog.StringValue(h.String()) }
 
-// APIKeyIdentity turns an API key into an identity: "key-" and the first 128 bits
-// of its SHA-256, in hex.
-//
-// Deprecated: anyone who reads Redis can test guesses against a bare hash; use
-// APIKeyHasher.
-func APIKeyIdentity(apiKey string) string {
-	sum := sha256.Sum256([]byte(apiKey))
-	return apiKeyPrefix + hex.EncodeToString(sum[:16])
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
