@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -316,20 +317,26 @@ func (a *API) putProduct(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "product id: %v", err)
 		return
 	}
-	var c Change
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := checkJSONContentType(r.Header); err != nil {
+		writeError(w, http.StatusUnsupportedMediaType, "%v", err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", maxBody)
 			return
 		}
-		writeError(w, http.StatusBadRequest, "the body must be JSON such as {\"price\": 9.99} (fields name, description, price): %v", err)
+		if r.Context().Err() != nil {
+			return // the client is gone
+		}
+		writeError(w, http.StatusBadRequest, "reading the body: %v; send it again", err)
 		return
 	}
-	if c.Price != nil && (*c.Price < 0 || *c.Price > 1e9) {
-		writeError(w, http.StatusBadRequest, "price %v: it must be between 0 and 1e9", *c.Price)
+	c, err := decodeChange(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	p, err := a.cfg.Backend.Put(r.Context(), id, c)
