@@ -2,8 +2,11 @@ package productapi_test
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"math"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -139,3 +142,23 @@ func getDirect(h http.Handler, target string) (int, http.Header, []byte) {
 	w := do(h, http.MethodGet, target, "192.0.2.1:1")
 	return w.Code, w.Header(), w.Body.Bytes()
 }
+
+// TestPutBodyReadFails: a body that breaks off is a 400, never a 200 with nothing.
+func TestPutBodyReadFails(t *testing.T) {
+	t.Parallel()
+	h := newAPI(t, productapi.Config{}).Handler()
+	for name, err := range map[string]error{"timeout": os.ErrDeadlineExceeded, "reset": errors.New("connection reset by peer")} {
+		r := httptestRequest(http.MethodPut, "/products/3", "", "192.0.2.1:1", []string{"Content-Type: application/json"})
+		r.Body = io.NopCloser(io.MultiReader(strings.NewReader(`{"price": `), failingReader{err}))
+		w := newRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s; want 400", name, w.Code, w.Body)
+		}
+		decodeError(t, w.Body.Bytes())
+	}
+}
+
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }

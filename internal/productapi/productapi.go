@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -328,10 +329,13 @@ func (a *API) putProduct(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", maxBody)
 			return
 		}
-		if r.Context().Err() != nil {
-			return // the client is gone
+		// Never a 200 for a body that did not arrive: a client cut off by the read
+		// timeout, or gone, gets a 400 if the connection still takes one.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			writeError(w, http.StatusBadRequest, "the body did not arrive within the server's read timeout; send it at once")
+			return
 		}
-		writeError(w, http.StatusBadRequest, "reading the body: %v; send it again", err)
+		writeError(w, http.StatusBadRequest, "the body could not be read (%v); send it again", err)
 		return
 	}
 	c, err := decodeChange(body)
