@@ -46,8 +46,10 @@ itself lives in each process: a PUT changes the backend of the process it reache
 Every product route is rate-limited per client: by IP (the connection's address, or
 X-Forwarded-For from --trusted-proxies only; an IPv6 client is its /64, see
 --ipv6-prefix) or by X-API-Key (HMAC-SHA-256 with the secret in RATELAB_API_KEY_SECRET,
-never stored in clear; --key-by api-key refuses to start without one). Responses carry RateLimit-Policy, RateLimit and X-RateLimit-Limit/Remaining/Reset
-(seconds); a denied request gets 429 with Retry-After, and waiting that long succeeds.
+never stored in clear; --key-by api-key refuses to start without one). Responses
+carry RateLimit-Policy, RateLimit and X-RateLimit-Limit/Remaining/Reset (seconds); a
+denied request gets 429 with Retry-After, and waiting that long succeeds. A PUT body
+is one JSON object sent as Content-Type: application/json (else 415).
 --rule gives a class of routes its own limit: ` + commands.RuleHelp + `.
 
 When Redis fails or a check exceeds --check-timeout, --on-redis-error decides: open
