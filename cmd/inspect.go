@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -45,6 +47,8 @@ same as JSON with stable field names (see the README).`,
 		Example: `  ratelab inspect --redis redis://127.0.0.1:6379
   ratelab inspect --redis redis://127.0.0.1:6379 'ratelab:rl:token-bucket:10r1s-b20:{10.0.0.7}'
   ratelab inspect --redis redis://127.0.0.1:6379 --ip 10.0.0.7 --output json
+  ratelab inspect --redis redis://127.0.0.1:6379 --ip 2001:db8::7          # its /64: {2001:db8::/64}
+  RATELAB_API_KEY_SECRET=… ratelab inspect --redis redis://127.0.0.1:6379 --api-key sk_live_42
   ratelab inspect --redis redis://127.0.0.1:6379 'ratelab:product:{42}'` + "\n" + inspectExitHelp,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -74,15 +78,22 @@ same as JSON with stable field names (see the README).`,
 	return c
 }
 
-// identityFlags are --ip, --key-id and --api-key, which name one client identity.
+// identityFlags are --ip, --key-id and --api-key, which name one client identity,
+// and --ipv6-prefix and --api-key-secret, which make it as ratelab serve does.
 type identityFlags struct {
 	ip, keyID, apiKey string
+	apiKeySecret      string
+	ipv6Prefix        int
+	flags             *pflag.FlagSet
 }
 
 func (id *identityFlags) register(f *pflag.FlagSet, what string) {
-	f.StringVar(&id.ip, "ip", "", what+" this client IP address (e.g. 10.0.0.7)")
-	f.StringVar(&id.keyID, "key-id", "", what+" this identity as key names carry it (e.g. key-3f2a… for an API key)")
-	f.StringVar(&id.apiKey, "api-key", "", what+" the client of this API key (hashed as ratelab hashes it)")
+	id.flags = f
+	f.StringVar(&id.ip, "ip", "", what+" this client IP address (e.g. 10.0.0.7; an IPv6 address stands for its network, see --ipv6-prefix)")
+	f.StringVar(&id.keyID, "key-id", "", what+" this identity as key names carry it (e.g. key-3f2a… for an API key, 2001:db8::/64 for an IPv6 network)")
+	f.StringVar(&id.apiKey, "api-key", "", what+" the client of this API key (hashed as ratelab serve hashes it: needs its secret)")
+	f.IntVar(&id.ipv6Prefix, "ipv6-prefix", algorithms.DefaultIPv6Prefix, "with --ip, the --ipv6-prefix that ratelab serve ran with (48 to 128)")
+	f.StringVar(&id.apiKeySecret, "api-key-secret", "", "with --api-key, the "+commands.APIKeySecretHelp)
 }
 
 // resolve returns the normalised identity the flags name, or "" for none.
@@ -93,15 +104,25 @@ func (id *identityFlags) resolve() (string, error) {
 			given++
 		}
 	}
+	if err := commands.CheckIPv6PrefixFlag(id.ipv6Prefix); err != nil {
+		return "", err
+	}
 	switch {
 	case given > 1:
 		return "", commands.Usagef("give one of --ip, --key-id and --api-key")
 	case id.ip != "":
+		if strings.Contains(id.ip, "/") {
+			n, err := algorithms.NormalizeIdentity(id.ip)
+			if err != nil {
+				return "", commands.UsageError(fmt.Errorf("--ip: %w", err))
+			}
+			return n, nil
+		}
 		addr, err := netip.ParseAddr(id.ip)
 		if err != nil {
 			return "", commands.Usagef("--ip %q is not an IP address; for another identity use --key-id", id.ip)
 		}
-		return addr.WithZone("").Unmap().String(), nil
+		return algorithms.IPIdentity(addr, id.ipv6Prefix), nil
 	case id.keyID != "":
 		n, err := algorithms.NormalizeIdentity(id.keyID)
 		if err != nil {
@@ -109,7 +130,15 @@ func (id *identityFlags) resolve() (string, error) {
 		}
 		return n, nil
 	case id.apiKey != "":
-		return algorithms.APIKeyIdentity(id.apiKey), nil
+		secret := id.apiKeySecret
+		if id.flags == nil || !id.flags.Changed("api-key-secret") {
+			secret = os.Getenv(commands.EnvAPIKeySecret)
+		}
+		h, err := commands.NewAPIKeyHasher(secret, "--api-key")
+		if err != nil {
+			return "", err
+		}
+		return h.Identity(id.apiKey), nil
 	}
 	return "", nil
 }

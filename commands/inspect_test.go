@@ -99,7 +99,11 @@ func TestInspectDecodesEveryAlgorithm(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for round, identity := range []string{"10.0.0.7", "2001:db8::7", algorithms.APIKeyIdentity("secret")} {
+				hasher, err := algorithms.NewAPIKeyHasher([]byte("the secret of this test"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for round, identity := range []string{"10.0.0.7", "2001:db8::7", hasher.Identity("secret"), "2001:db8::/64"} {
 					key, _ := lim.Key(identity)
 					model, _ := algorithms.NewModel(name, p)
 					// 4, 9 and 14 requests 20 ms apart, the last at the server's now:

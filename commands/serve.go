@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,12 @@ type ServeOptions struct {
 	// KeyBy identifies clients; TrustedProxies are believed in X-Forwarded-For.
 	KeyBy          productapi.KeyBy
 	TrustedProxies []netip.Prefix
+	// IPv6Prefix groups IPv6 clients by their network of this many bits, 48 to 128;
+	// 0 means algorithms.DefaultIPv6Prefix (a /64).
+	IPv6Prefix int
+	// APIKeySecret is the secret API keys are hashed with; required with KeyByAPIKey.
+	// It is never logged or written out.
+	APIKeySecret string `json:"-"`
 	// CheckTimeout is each limiter check's time budget; OnRedisError decides requests
 	// whose check failed.
 	CheckTimeout time.Duration
@@ -165,6 +172,9 @@ func (o *ServeOptions) Validate() error {
 	if _, err := productapi.ParseFailMode(string(o.OnRedisError)); err != nil {
 		return Usagef("--%v", err)
 	}
+	if err := o.validateIdentity(); err != nil {
+		return err
+	}
 	durations := []struct {
 		flag     string
 		v        time.Duration
@@ -239,6 +249,12 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 		}
 		limits.Rules[r.Class] = productapi.Rule{Algorithm: r.Algorithm, Policy: r.Policy}
 	}
+	var apiKeys *algorithms.APIKeyHasher
+	if opts.KeyBy == productapi.KeyByAPIKey {
+		if apiKeys, err = NewAPIKeyHasher(opts.APIKeySecret, "--key-by api-key"); err != nil {
+			return err
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	node, err := productapi.NewNode(ctx, productapi.NodeConfig{
@@ -246,7 +262,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 		Cache: &cache.Options{TTL: opts.CacheTTL, LocalTTL: opts.LocalCacheTTL, NegativeTTL: opts.NegativeTTL, Logger: log},
 		API: productapi.Config{
 			Backend: productapi.NewBackend(opts.BackendDelay, 0),
-			KeyBy:   opts.KeyBy, TrustedProxies: opts.TrustedProxies,
+			KeyBy:   opts.KeyBy, TrustedProxies: opts.TrustedProxies, IPv6Prefix: opts.IPv6Prefix, APIKeys: apiKeys,
 			CheckTimeout: opts.CheckTimeout, OnLimiterError: opts.OnRedisError,
 			Health: func(ctx context.Context) error {
 				if err := conn.Client.Ping(ctx).Err(); err != nil {
@@ -277,7 +293,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 		}
 	}
 	attrs := []any{"addr", "http://" + ln.Addr().String(), "redis", conn.Backend,
-		"algorithm", opts.Algorithm, "policy", opts.Policy.Describe(), "store", opts.Store, "key_by", opts.KeyBy,
+		"algorithm", opts.Algorithm, "policy", opts.Policy.Describe(), "store", opts.Store, "key_by", opts.KeyBy, "ipv6_prefix", cmp.Or(opts.IPv6Prefix, algorithms.DefaultIPv6Prefix),
 		"on_redis_error", opts.OnRedisError, "backend_delay", opts.BackendDelay, "cache_ttl", opts.CacheTTL,
 		"local_cache_ttl", opts.LocalCacheTTL}
 	for _, r := range opts.Rules {

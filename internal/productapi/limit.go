@@ -40,7 +40,7 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 			return
 		}
 		alg := lim.Algorithm()
-		id, err := Identity(r, a.cfg.KeyBy, a.cfg.TrustedProxies)
+		id, err := a.ident.Identity(r)
 		if err != nil {
 			a.metrics.requests.WithLabelValues(route, decisionRejected, alg).Inc()
 			code := http.StatusBadRequest
