@@ -96,7 +96,21 @@ func NormalizeIdentity(s string) (string, error) {
 			return "", fmt.Errorf("%w: %q has the character %q; use letters, digits and . _ : @ -", ErrInvalidIdentity, truncate(s, 40), s[i])
 		}
 	}
+	if looksLikeIP(s) {
+		// 010.0.0.7 or 1.2.3 would be a second key for an address, or a key that
+		// inspect and flush would take for one.
+		return "", fmt.Errorf("%w: %q looks like an IP address but is not one in canonical form", ErrInvalidIdentity, truncate(s, 40))
+	}
 	return s, nil
+}
+
+// looksLikeIP reports whether s, which is not an IP address, is made only of what
+// addresses are made of: digits and dots, or hex digits, dots and at least one colon.
+func looksLikeIP(s string) bool {
+	if strings.Trim(s, "0123456789.") == "" {
+		return true
+	}
+	return strings.IndexByte(s, ':') >= 0 && strings.Trim(s, "0123456789abcdefABCDEF.:") == ""
 }
 
 // normalizeNetwork reads an IPv6 network identity such as 2001:db8::/64. Only the

@@ -115,6 +115,12 @@ func TestNetworkIdentityKey(t *testing.T) {
 		"ratelab:rl:gcra:10r1s:{2001:db8::/32}",
 		"ratelab:rl:gcra:10r1s:{10.0.0.0/8}",
 		"ratelab:rl:gcra:10r1s:{../../etc}",
+		"ratelab:rl:gcra:10r1s:{010.0.0.7}",
+		"ratelab:rl:gcra:10r1s:{10.0.0}",
+		"ratelab:rl:gcra:10r1s:{2001:db8:0::1}",
+		"ratelab:rl:gcra:10r1s:{...}",
+		"ratelab:product:{../../etc}",
+		"ratelab:lock:product:{a b}",
 	} {
 		if _, err := ks.Parse(bad); !errors.Is(err, algorithms.ErrUndecodable) {
 			t.Errorf("Parse(%q) = %v; want ErrUndecodable (not a form ratelab writes)", bad, err)

@@ -105,7 +105,7 @@ func TestInspectFlagsParse(t *testing.T) {
 		{[]string{"inspect"}, commands.InspectOptions{Output: "table", MemorySample: commands.DefaultMemorySample}},
 		{[]string{"inspect", "ratelab:product:{7}", "-o", "json"}, commands.InspectOptions{Key: "ratelab:product:{7}", Output: "json", MemorySample: commands.DefaultMemorySample}},
 		{[]string{"inspect", "--ip", "::ffff:10.0.0.7", "--output", "text", "--sample", "5"}, commands.InspectOptions{Identity: "10.0.0.7", Output: "table", MemorySample: 5}},
-		{[]string{"inspect", "--api-key", "secret"}, commands.InspectOptions{Identity: algorithms.APIKeyIdentity("secret"), Output: "table", MemorySample: commands.DefaultMemorySample}},
+		{[]string{"inspect", "--api-key", "secret", "--api-key-secret", testSecret}, commands.InspectOptions{Identity: testHasher(t).Identity("secret"), Output: "table", MemorySample: commands.DefaultMemorySample}},
 		{[]string{"inspect", "--sample", "0"}, commands.InspectOptions{Output: "table", MemorySample: commands.DefaultMemorySample}},
 	}
 	for _, tt := range tests {
@@ -177,4 +177,17 @@ func TestInspectFlushBadFlagsNeverRun(t *testing.T) {
 			t.Errorf("ratelab %q: exit %d, %q; want exit 2 saying %q", tt.args, code, errOut, tt.want)
 		}
 	}
+}
+
+// testSecret is an API-key secret for tests.
+const testSecret = "0123456789abcdef-test"
+
+// testHasher hashes API keys with testSecret, as serve would.
+func testHasher(t *testing.T) *algorithms.APIKeyHasher {
+	t.Helper()
+	h, err := algorithms.NewAPIKeyHasher([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -313,7 +313,8 @@ func inspectSummary(ctx context.Context, conn *redisconn.Conn, keys algorithms.K
 		defer mu.Unlock()
 		for i, k := range page {
 			s.Keys++
-			if parsed, err := keys.Parse(k); err != nil {
+			parsed, perr := keys.Parse(k)
+			if perr != nil {
 				s.ByKind["undecodable"]++
 				if len(s.UndecodableKeys) < report.InspectListLimit {
 					s.UndecodableKeys = append(s.UndecodableKeys, k)
@@ -327,6 +328,9 @@ func inspectSummary(ctx context.Context, conn *redisconn.Conn, keys algorithms.K
 			// PTTL answers -1 for a key without a TTL (-2 for one gone since SCAN).
 			if ttls[i].Val() == -1 {
 				s.WithoutTTL++
+				if perr != nil {
+					s.WithoutTTLUndecodable++
+				}
 				if len(s.WithoutTTLKeys) < report.InspectListLimit {
 					s.WithoutTTLKeys = append(s.WithoutTTLKeys, k)
 				}

@@ -112,6 +112,9 @@ type InspectSummary struct {
 	// to 100 of them.
 	WithoutTTL     int64    `json:"without_ttl"`
 	WithoutTTLKeys []string `json:"without_ttl_keys"`
+	// WithoutTTLUndecodable counts the keys without a TTL that are not of a form
+	// ratelab writes: flush leaves those alone.
+	WithoutTTLUndecodable int64 `json:"without_ttl_undecodable"`
 	// UndecodableKeys lists up to 100 of the keys counted as undecodable.
 	UndecodableKeys []string `json:"undecodable_keys"`
 }

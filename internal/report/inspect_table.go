@@ -107,7 +107,15 @@ func InspectSummaryTable(w io.Writer, s InspectSummary) error {
 		if more := s.WithoutTTL - int64(len(s.WithoutTTLKeys)); more > 0 {
 			ew.printf("!!!   … and %d more\n", more)
 		}
-		ew.printf("!!! Report this as a bug; `ratelab flush` deletes them.\n")
+		switch ours := s.WithoutTTL - s.WithoutTTLUndecodable; {
+		case s.WithoutTTLUndecodable == 0:
+			ew.printf("!!! Report this as a bug; `ratelab flush` deletes them.\n")
+		case ours == 0:
+			ew.printf("!!! None of them is of a form ratelab writes, so `ratelab flush` leaves them alone: delete them yourself if they are yours.\n")
+		default:
+			ew.printf("!!! Report this as a bug; `ratelab flush` deletes the %d of a form ratelab writes, and leaves the other %d alone: delete those yourself if they are yours.\n",
+				ours, s.WithoutTTLUndecodable)
+		}
 	}
 	if n := s.ByKind["undecodable"]; n > 0 {
 		ew.printf("\n%d keys under %s: are not of a form ratelab writes (flush leaves them alone):\n", n, s.Prefix)
