@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,6 +15,11 @@ import (
 type Limiter interface {
 	// Allow decides one request of identity.
 	Allow(ctx context.Context, identity string) (Decision, error)
+	// GiveBack returns the slot of a request of identity that Allow admitted with a
+	// Delay and that will not be served after all (its client went away while it
+	// waited), and reports whether a slot was returned. Only the leaky bucket gives
+	// back; see Redis.GiveBack.
+	GiveBack(ctx context.Context, identity string, d Decision) (bool, error)
 	// Algorithm is the algorithm's name.
 	Algorithm() string
 	// Policy is the policy the limiter enforces.
@@ -35,15 +37,22 @@ type Redis struct {
 	spec   *spec
 	policy Policy
 	rdb    redis.Scripter
-	args   []any // limit, window µs, burst: the fixed ARGV of every call
+	// args is the fixed ARGV of every call: limit, window µs, burst, and for the leaky
+	// bucket its max delay µs after the slot of the time.
+	args []any
 	// keyHead is every key of this limiter up to the identity, built once: the check
 	// is the hot path, and the policy's text does not change.
 	keyHead string
 }
 
-// NewRedis returns a Redis limiter for the named algorithm and policy, keyed under keys.
-func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy) (*Redis, error) {
+// NewRedis returns a Redis limiter for the named algorithm and policy, keyed under
+// keys and tuned by opts (WithMaxDelay for the leaky bucket).
+func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy, opts ...Option) (*Redis, error) {
 	s, err := lookup(algorithm, p)
+	if err != nil {
+		return nil, err
+	}
+	o, err := applyOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -51,11 +60,15 @@ func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy) (*R
 		return nil, fmt.Errorf("%w: the keyspace has no prefix", ErrInvalidPrefix)
 	}
 	head := keys.Limiter(algorithm, p, "")
-	return &Redis{
+	l := &Redis{
 		spec: s, policy: p, rdb: rdb,
-		args:    []any{p.Limit, p.WindowMicros(), p.EffectiveBurst()},
+		args:    []any{p.Limit, p.WindowMicros(), p.EffectiveBurst(), ""},
 		keyHead: head[:len(head)-1], // without the closing brace
-	}, nil
+	}
+	if algorithm == LeakyBucket {
+		l.args = append(l.args, o.leakyMaxDelay(p))
+	}
+	return l, nil
 }
 
 // Algorithm is the algorithm's name.
@@ -75,125 +88,83 @@ func (l *Redis) Key(identity string) (string, error) {
 
 // Allow decides one request of identity at the Redis server's time.
 func (l *Redis) Allow(ctx context.Context, identity string) (Decision, error) {
-	return l.run(ctx, identity, "")
+	return l.allow(ctx, identity, "")
 }
 
 // AllowAt decides one request of identity as if the server's clock read now. It is
 // for tests and virtual clocks: state written at one time and read at an earlier one
 // is not meaningful.
 func (l *Redis) AllowAt(ctx context.Context, identity string, now time.Time) (Decision, error) {
-	return l.run(ctx, identity, strconv.FormatInt(now.UnixMicro(), 10))
+	return l.allow(ctx, identity, strconv.FormatInt(now.UnixMicro(), 10))
 }
 
-func (l *Redis) run(ctx context.Context, identity, now string) (Decision, error) {
+func (l *Redis) allow(ctx context.Context, identity, now string) (Decision, error) {
 	key, err := l.Key(identity)
 	if err != nil {
 		return Decision{}, err
 	}
-	args := [4]any{l.args[0], l.args[1], l.args[2], now}
-	res, err := l.spec.script.Run(ctx, l.rdb, []string{key}, args[:]...).Int64Slice()
+	res, err := l.run(ctx, key, now)
 	if err != nil {
 		return Decision{}, fmt.Errorf("%s check: %w", l.spec.name, err)
 	}
-	if len(res) != 6 {
+	want := 6
+	if l.spec.name == LeakyBucket {
+		want = 8
+	}
+	if len(res) != want {
 		return Decision{}, fmt.Errorf("%s check: %w: %d values", l.spec.name, ErrBadReply, len(res))
 	}
-	return decision(res[0] == 1, l.policy.Limit, res[1], res[2], res[3], res[4], res[5]), nil
-}
-
-// Local is a Limiter that keeps state in this process only, as a limiter without
-// Redis would: behind a load balancer over N nodes, each node's Local lets a client
-// through up to N times. It runs the same models the scripts are tested against.
-type Local struct {
-	spec   *spec
-	policy Policy
-	now    func() time.Time
-	seed   maphash.Seed
-	shards [localShards]localShard
-	calls  atomic.Uint64
-}
-
-const (
-	localShards = 32
-	// sweepEvery is how many decisions pass between two sweeps of idle state. Each
-	// sweep visits the next shard in turn, so shards whose identities went quiet are
-	// swept too, and no single call pays for more than one shard.
-	sweepEvery = 1024
-)
-
-type localShard struct {
-	mu     sync.Mutex
-	states map[string]*localState
-}
-
-type localState struct {
-	model   Model
-	expires int64 // µs; from then on the state is fresh again and can be dropped
-}
-
-// NewLocal returns an in-memory limiter; now is its clock (time.Now when nil).
-func NewLocal(algorithm string, p Policy, now func() time.Time) (*Local, error) {
-	s, err := lookup(algorithm, p)
-	if err != nil {
-		return nil, err
-	}
-	if now == nil {
-		now = time.Now
-	}
-	l := &Local{spec: s, policy: p, now: now, seed: maphash.MakeSeed()}
-	for i := range l.shards {
-		l.shards[i].states = make(map[string]*localState)
-	}
-	return l, nil
-}
-
-// Algorithm is the algorithm's name.
-func (l *Local) Algorithm() string { return l.spec.name }
-
-// Policy is the policy the limiter enforces.
-func (l *Local) Policy() Policy { return l.policy }
-
-// Allow decides one request of identity at the limiter's clock.
-func (l *Local) Allow(_ context.Context, identity string) (Decision, error) {
-	id, err := NormalizeIdentity(identity)
-	if err != nil {
-		return Decision{}, err
-	}
-	now := l.now().UnixMicro()
-	sh := &l.shards[maphash.String(l.seed, id)%localShards]
-	sh.mu.Lock()
-	st, ok := sh.states[id]
-	if !ok || st.expires <= now {
-		st = &localState{model: l.spec.model(l.policy)}
-		sh.states[id] = st
-	}
-	d := st.model.Allow(now)
-	st.expires = now + d.ResetAfter.Microseconds()
-	sh.mu.Unlock()
-	if n := l.calls.Add(1); n%sweepEvery == 0 {
-		l.sweep(&l.shards[(n/sweepEvery)%localShards], now)
+	d := decision(res[0] == 1, l.policy.Limit, res[1], res[2], res[3], res[4], res[5])
+	if want == 8 {
+		d.since, d.seq = res[6], res[7]
 	}
 	return d, nil
 }
 
-// sweep drops the state of identities that are back to fresh.
-func (l *Local) sweep(sh *localShard, now int64) {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	for k, s := range sh.states {
-		if s.expires <= now {
-			delete(sh.states, k)
-		}
-	}
+// run calls the script on key at now ("" for the server's TIME), with extra ARGV
+// after the limiter's own.
+func (l *Redis) run(ctx context.Context, key, now string, extra ...any) ([]int64, error) {
+	args := make([]any, 0, len(l.args)+len(extra))
+	args = append(append(args, l.args...), extra...)
+	args[3] = now
+	return l.spec.script.Run(ctx, l.rdb, []string{key}, args...).Int64Slice()
 }
 
-// Len is how many identities the limiter holds state for.
-func (l *Local) Len() int {
-	n := 0
-	for i := range l.shards {
-		l.shards[i].mu.Lock()
-		n += len(l.shards[i].states)
-		l.shards[i].mu.Unlock()
+// GiveBack returns the slot of d, a request of identity that this limiter admitted
+// with a Delay, at the Redis server's time, and reports whether it did. Call it when
+// the request will not be served after all: its client went away while it waited.
+// It must be called at most once per Decision, and with the identity given to Allow.
+//
+// Only the leaky bucket gives back, and only the slot of a request that has not yet
+// left the queue: before d's departure (its time plus Delay), and while the queue's
+// level proves the request still waits. The level afterwards is exactly what it would
+// be had the request never come; a give-back that cannot be proven so is refused and
+// changes nothing, so giving back never mints capacity. It refuses a denied decision,
+// one without Delay, and every decision of the other algorithms without a call to Redis.
+func (l *Redis) GiveBack(ctx context.Context, identity string, d Decision) (bool, error) {
+	return l.giveBack(ctx, identity, d, "")
+}
+
+// GiveBackAt is GiveBack as if the server's clock read now, for tests and virtual
+// clocks, as AllowAt is.
+func (l *Redis) GiveBackAt(ctx context.Context, identity string, d Decision, now time.Time) (bool, error) {
+	return l.giveBack(ctx, identity, d, strconv.FormatInt(now.UnixMicro(), 10))
+}
+
+func (l *Redis) giveBack(ctx context.Context, identity string, d Decision, now string) (bool, error) {
+	if l.spec.name != LeakyBucket || !d.Allowed || d.Delay <= 0 {
+		return false, nil
 	}
-	return n
+	key, err := l.Key(identity)
+	if err != nil {
+		return false, err
+	}
+	res, err := l.run(ctx, key, now, "give-back", d.TimeMicros, d.Delay.Microseconds(), d.since, d.seq)
+	if err != nil {
+		return false, fmt.Errorf("%s give-back: %w", l.spec.name, err)
+	}
+	if len(res) != 2 {
+		return false, fmt.Errorf("%s give-back: %w: %d values", l.spec.name, ErrBadReply, len(res))
+	}
+	return res[0] == 1, nil
 }
