@@ -59,7 +59,7 @@ func nodes(t *testing.T, rdb redis.UniversalClient, prefix string, n int, opts c
 	t.Helper()
 	opts.Keys = algorithms.MustKeyspace(prefix)
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(tlog{t}, nil))
+		opts.Logger = slog.New(slog.NewTextHandler(newTLog(t), nil))
 	}
 	out := make([]*cache.Cache, n)
 	for i := range out {
@@ -73,10 +73,34 @@ func nodes(t *testing.T, rdb redis.UniversalClient, prefix string, n int, opts c
 	return out
 }
 
-type tlog struct{ t *testing.T }
+// tlog writes a cache's logs to its test's log while the test runs. A fill outlives
+// the Get that started it (and the cache's Close), so it may log after the test has
+// ended, which the testing package forbids (the race detector flags it): those lines
+// are dropped.
+type tlog struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
 
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+// newTLog returns a tlog for t. Its cleanup is registered before the caches', so it
+// runs after them: nothing they log while closing is lost.
+func newTLog(t *testing.T) *tlog {
+	l := &tlog{t: t}
+	t.Cleanup(func() {
+		l.mu.Lock()
+		l.done = true
+		l.mu.Unlock()
+	})
+	return l
+}
+
+func (w *tlog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 
