@@ -373,6 +373,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		api, err := productapi.New(productapi.Config{
 			Backend: backend, Cache: c, Limiter: rec.Wrap(lim), TrustedProxies: trusted,
 			Registerer: prometheus.NewRegistry(), OnLimiterError: productapi.FailOpen, CheckTimeout: opts.CheckTimeout,
+			MaxChecksInFlight: conn.PoolSize(),
 		})
 		if err != nil {
 			return hammerRun{}, report.Cache{}, err

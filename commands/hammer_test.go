@@ -15,6 +15,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/productapi"
+	"github.com/ratelab/ratelab/internal/redisconn"
 	"github.com/ratelab/ratelab/internal/redistest"
 	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/scenario"
@@ -291,7 +292,13 @@ func TestHammerOptionsValidate(t *testing.T) {
 // b, trusting 127.0.0.0/8's X-Forwarded-For.
 func serveTarget(t *testing.T, b redistest.Backend, checkTimeout time.Duration) *httptest.Server {
 	t.Helper()
-	lim, err := algorithms.NewRedis(b.Client, algorithms.MustKeyspace("ratelabtest"), algorithms.SlidingLog, algorithms.Policy{Limit: 5, Window: time.Second})
+	// A client as serve opens it: a refused connection is reported as such, in the budget.
+	conn, err := redisconn.Open(context.Background(), b.URL(), redisconn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	lim, err := algorithms.NewRedis(conn.Client, algorithms.MustKeyspace("ratelabtest"), algorithms.SlidingLog, algorithms.Policy{Limit: 5, Window: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -259,12 +259,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 		Limiter: limiter, Rules: rules,
 		KeyBy: opts.KeyBy, TrustedProxies: opts.TrustedProxies,
 		CheckTimeout: opts.CheckTimeout, OnLimiterError: opts.OnRedisError,
-		Health: func(ctx context.Context) error {
-			if err := conn.Client.Ping(ctx).Err(); err != nil {
-				return redisconn.Explain(err, conn.Backend)
-			}
-			return nil
-		},
+		Health: productapi.RedisHealth(conn, keys), MaxChecksInFlight: conn.PoolSize(),
 		Registerer: reg, Logger: log,
 	})
 	if err != nil {
