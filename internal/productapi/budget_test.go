@@ -1,0 +1,296 @@
+package productapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/internal/productapi"
+	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/internal/redistest"
+	"github.com/ratelab/ratelab/scenario"
+)
+
+// budgetNode is one API server built as ratelab serve builds it: a Redis client of
+// its own with serve's pool size and timeouts, the health probe, the default budget.
+type budgetNode struct {
+	name string
+	mode productapi.FailMode
+	url  string
+	reg  *prometheus.Registry
+	logs *lockedBuffer
+}
+
+func newBudgetNode(t *testing.T, b redistest.Backend, prefix string, mode productapi.FailMode, lim func(*redisconn.Conn) algorithms.Limiter) budgetNode {
+	t.Helper()
+	conn := openConn(t, b)
+	reg := prometheus.NewRegistry()
+	logs := &lockedBuffer{}
+	a := newAPI(t, productapi.Config{
+		Limiter: lim(conn), CheckTimeout: productapi.DefaultCheckTimeout, OnLimiterError: mode,
+		Health: productapi.RedisHealth(conn, algorithms.MustKeyspace(prefix)), MaxChecksInFlight: conn.PoolSize(),
+		Registerer: reg, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	return budgetNode{name: "fail-" + string(mode), mode: mode, url: serve(t, a.Handler()).URL, reg: reg, logs: logs}
+}
+
+// decisions sums ratelab_http_requests_total by decision.
+func decisions(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "ratelab_http_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "decision" {
+					out[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checked is one answer of a limited route: its status, what Server-Timing says, and
+// when the client sent it and had the answer.
+type checked struct {
+	code           int
+	took           time.Duration
+	outcome        string
+	sent, answered time.Time
+}
+
+func getChecked(t *testing.T, url string) checked {
+	t.Helper()
+	sent := time.Now()
+	code, h, _ := get(t, http.MethodGet, url+"/products/1", nil)
+	answered := time.Now()
+	took, outcome, ok := scenario.ParseServerTiming(h.Values("Server-Timing"))
+	if code != 0 && !ok {
+		t.Errorf("GET %s: %d without a Server-Timing of the check", url, code)
+	}
+	return checked{code: code, took: took, outcome: outcome, sent: sent, answered: answered}
+}
+
+func getHealth(t *testing.T, url string) (int, productapi.Health) {
+	t.Helper()
+	code, _, body := get(t, http.MethodGet, url+"/healthz", nil)
+	var h productapi.Health
+	if err := json.Unmarshal(body, &h); err != nil {
+		t.Errorf("/healthz: %d %q is not its JSON: %v", code, body, err)
+	}
+	return code, h
+}
+
+// lateness watches how late this process's timers fire: a goroutine sleeps 1ms again
+// and again and records by how much each wake-up missed. On a busy machine the OS or
+// the Go scheduler may not run the process for tens of milliseconds; a check whose
+// deadline fell in such a gap answers late by as much, through no fault of its own.
+type lateness struct {
+	mu      sync.Mutex
+	samples []lateSample
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type lateSample struct {
+	at   time.Time
+	late time.Duration
+}
+
+func watchLateness(t *testing.T) *lateness {
+	l := &lateness{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		const tick = time.Millisecond
+		for {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			before := time.Now()
+			time.Sleep(tick)
+			now := time.Now()
+			l.mu.Lock()
+			l.samples = append(l.samples, lateSample{at: now, late: now.Sub(before) - tick})
+			l.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { close(l.stop); <-l.done })
+	return l
+}
+
+// stolen is how long the process demonstrably did not run in [from, to]: the sum of
+// the wake-ups in it that came more than a millisecond late.
+func (l *lateness) stolen(from, to time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var sum time.Duration
+	for _, s := range l.samples {
+		if !s.at.Before(from) && !s.at.After(to) && s.late > time.Millisecond {
+			sum += s.late
+		}
+	}
+	return sum
+}
+
+// TestStall: while the test's own redis-server is stopped (SIGSTOP) and, separately,
+// while it pauses every client (CLIENT PAUSE ALL), every check answers within
+// --check-timeout + 10ms by its own Server-Timing, on a fail-open and a fail-closed
+// node side by side; /healthz answers within its budget and says degraded or failing,
+// each node logs one outage, and checks succeed again as soon as Redis answers.
+func TestStall(t *testing.T) {
+	b := redistest.Standalone(t)
+	lim := func(c *redisconn.Conn) algorithms.Limiter {
+		return newLimiter(t, c.Client, "stall", algorithms.TokenBucket, algorithms.Policy{Limit: 1_000_000, Window: time.Second})
+	}
+	nodes := []budgetNode{
+		newBudgetNode(t, b, "stall", productapi.FailOpen, lim),
+		newBudgetNode(t, b, "stall", productapi.FailClosed, lim),
+	}
+	const budget = productapi.DefaultCheckTimeout
+	const tolerance = 10 * time.Millisecond
+	const stall = 2 * time.Second
+	for _, n := range nodes {
+		if c := getChecked(t, n.url); c.code != http.StatusOK || c.outcome != productapi.CheckAllowed {
+			t.Fatalf("%s before any fault: %+v", n.name, c)
+		}
+	}
+
+	faults := []struct {
+		name         string
+		start, ended func()
+	}{
+		{name: "SIGSTOP", start: b.Server.Suspend, ended: b.Server.Resume},
+		{name: "CLIENT PAUSE", start: func() {
+			if err := b.Client.Do(context.Background(), "CLIENT", "PAUSE", stall.Milliseconds(), "ALL").Err(); err != nil {
+				t.Fatalf("CLIENT PAUSE: %v", err)
+			}
+		}, ended: func() {}},
+	}
+	for round, f := range faults {
+		before := make([]map[string]float64, len(nodes))
+		for i, n := range nodes {
+			before[i] = decisions(t, n.reg)
+		}
+		late := watchLateness(t)
+		f.start()
+		stalled := time.Now()
+		var mu sync.Mutex
+		answers := make([][]checked, len(nodes))
+		var wg sync.WaitGroup
+		for i, n := range nodes {
+			for range 4 {
+				wg.Go(func() {
+					for time.Since(stalled) < stall {
+						c := getChecked(t, n.url)
+						mu.Lock()
+						answers[i] = append(answers[i], c)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Go(func() {
+				sent := time.Now()
+				code, h := getHealth(t, n.url)
+				want, wantCode := productapi.HealthDegraded, http.StatusOK
+				if n.mode == productapi.FailClosed {
+					want, wantCode = productapi.HealthFailing, http.StatusServiceUnavailable
+				}
+				took := time.Duration(h.TookMillis * float64(time.Millisecond))
+				limit := productapi.DefaultHealthTimeout + tolerance + late.stolen(sent, time.Now())
+				if code != wantCode || h.Status != want || !strings.Contains(h.Reason, "timeout") || took > limit {
+					t.Errorf("%s: %s: /healthz %d %+v; want %d %q for a timeout within %s", f.name, n.name, code, h, wantCode, want, limit)
+				}
+				t.Logf("%s: %s: /healthz %d %s in %s (budget %s)", f.name, n.name, code, h.Status, took, productapi.DefaultHealthTimeout)
+				if strings.Contains(fmt.Sprint(h), b.Addrs[0]) {
+					t.Errorf("/healthz names the Redis address: %+v", h)
+				}
+			})
+		}
+		wg.Wait()
+		f.ended()
+		resumed := time.Now()
+
+		for i, n := range nodes {
+			var slowest, worstLate time.Duration
+			excused := 0
+			for _, c := range answers[i] {
+				switch {
+				case c.code == http.StatusOK && (n.mode == productapi.FailOpen || c.outcome == productapi.CheckAllowed),
+					c.code == http.StatusServiceUnavailable:
+				default:
+					t.Errorf("%s: %s: status %d (%s) during the stall", f.name, n.name, c.code, c.outcome)
+				}
+				slowest = max(slowest, c.took)
+				if c.took <= budget+tolerance {
+					continue
+				}
+				// Only time the process demonstrably did not run while this request
+				// was in flight excuses a late answer.
+				gap := late.stolen(c.sent, c.answered)
+				worstLate = max(worstLate, gap)
+				if c.took > budget+tolerance+gap {
+					t.Errorf("%s: %s: a check answered %d after %s (Server-Timing); the budget is %s + %s (the process did not run for %s meanwhile)",
+						f.name, n.name, c.code, c.took, budget, tolerance, gap)
+				}
+				excused++
+			}
+			if excused > 0 {
+				t.Logf("%s: %s: %d checks over budget + %s, each by less than the time the process did not run meanwhile (at most %s)",
+					f.name, n.name, excused, tolerance, worstLate)
+			}
+			d := decisions(t, n.reg)
+			failMode := "fail-" + string(n.mode)
+			t.Logf("%s: %s: %d checks during the stall, slowest %s (budget %s); decisions: %s %v, timeout %v, overloaded %v",
+				f.name, n.name, len(answers[i]), slowest, budget, failMode, d[failMode]-before[i][failMode],
+				d["timeout"]-before[i]["timeout"], d["overloaded"]-before[i]["overloaded"])
+			if len(answers[i]) < 10 {
+				t.Errorf("%s: %s: only %d checks answered during a %s stall", f.name, n.name, len(answers[i]), stall)
+			}
+			if d[failMode] == before[i][failMode] {
+				t.Errorf("%s: %s: no request was decided by the fail mode: no outage declared during the stall", f.name, n.name)
+			}
+		}
+
+		// Recovery: poll until each node's check succeeds again.
+		for _, n := range nodes {
+			var c checked
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+				if c = getChecked(t, n.url); c.outcome == productapi.CheckAllowed {
+					break
+				}
+			}
+			if c.code != http.StatusOK || c.outcome != productapi.CheckAllowed {
+				t.Fatalf("%s: %s: no successful check within 5s of the end of the stall: %+v", f.name, n.name, c)
+			}
+			t.Logf("%s: %s: first successful check %s after the stall ended", f.name, n.name, time.Since(resumed).Round(time.Millisecond))
+			if code, h := getHealth(t, n.url); code != http.StatusOK || h.Status != productapi.HealthOK || h.Outage {
+				t.Errorf("%s: %s: /healthz after the stall: %d %+v; want ok and no outage", f.name, n.name, code, h)
+			}
+			logs := n.logs.String()
+			if got := strings.Count(logs, "rate limiter unavailable"); got != round+1 {
+				t.Errorf("%s: %s: %d outages logged in %d stalls; want one per stall:\n%s", f.name, n.name, got, round+1, logs)
+			}
+			if got := strings.Count(logs, "rate limiter available again"); got != round+1 {
+				t.Errorf("%s: %s: %d ends of outage logged in %d stalls; want one per stall:\n%s", f.name, n.name, got, round+1, logs)
+			}
+		}
+	}
+}
