@@ -220,7 +220,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 	if err != nil {
 		return Usagef("--prefix: %v", err)
 	}
-	conn, err := redisconn.Open(ctx, opts.RedisURL, redisconn.Options{})
+	conn, err := redisconn.Open(ctx, opts.RedisURL, redisconn.NodeOptions())
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

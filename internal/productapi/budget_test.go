@@ -294,3 +294,103 @@ func TestStall(t *testing.T) {
 		}
 	}
 }
+
+// TestBurst: three nodes on one redis-server, each with a client as serve opens it
+// (serve's pool), take 2,000 requests of one client at once, five times over. The pool
+// is far smaller than the burst, so checks queue for it, and with serve's 50ms budget
+// many cannot start in time on a test machine: those are 503s, never 200s, nothing is
+// admitted beyond the limit and nothing fails open while Redis is healthy. Given a
+// budget the machine can keep (as a production node keeps 50ms), exactly B (gcra,
+// token-bucket) or L (fixed-window, sliding-log) are admitted; under serve's budget a
+// check that timed out after Redis decided may have used a request its client never
+// got, so there the count is at most that.
+func TestBurst(t *testing.T) {
+	b := redistest.Standalone(t)
+	const (
+		nodes    = 3
+		requests = 2000
+		runs     = 5
+		limit    = 100
+	)
+	// A day's window: no fixed window ends and no token refills during a burst.
+	p := algorithms.Policy{Limit: limit, Window: 24 * time.Hour, Burst: limit}
+	budgets := []struct {
+		name   string
+		budget time.Duration
+		exact  bool
+	}{
+		{"serve's budget", productapi.DefaultCheckTimeout, false},
+		{"a budget this machine keeps", 2 * time.Second, true},
+	}
+	identity := 0
+	for _, alg := range []string{algorithms.GCRA, algorithms.TokenBucket, algorithms.FixedWindow, algorithms.SlidingLog} {
+		for _, bud := range budgets {
+			var hs []http.Handler
+			var regs []*prometheus.Registry
+			for range nodes {
+				conn := openConn(t, b)
+				reg := prometheus.NewRegistry()
+				a := newAPI(t, productapi.Config{
+					Limiter: newLimiter(t, conn.Client, "burst", alg, p), CheckTimeout: bud.budget,
+					OnLimiterError: productapi.FailOpen, MaxChecksInFlight: conn.PoolSize(),
+					Health:         productapi.RedisHealth(conn, algorithms.MustKeyspace("burst")),
+					TrustedProxies: mustPrefixes(t, "127.0.0.0/8"), Registerer: reg,
+				})
+				hs, regs = append(hs, a.Handler()), append(regs, reg)
+			}
+			want := p.Limit
+			if alg == algorithms.GCRA || alg == algorithms.TokenBucket {
+				want = p.EffectiveBurst()
+			}
+			var admitted, refused []int64
+			for run := range runs {
+				identity++
+				client := fmt.Sprintf("X-Forwarded-For: 203.0.113.%d", identity)
+				codes := make([]int, requests)
+				outcomes := make([]string, requests)
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for i := range requests {
+					wg.Go(func() {
+						<-start
+						w := do(hs[i%nodes], "GET", "/products/1", "127.0.0.1:4000", client)
+						_, outcomes[i], _ = scenario.ParseServerTiming(w.Header().Values("Server-Timing"))
+						codes[i] = w.Code
+					})
+				}
+				close(start)
+				wg.Wait()
+				var allowed, denied, unavailable, failOpen int64
+				for i, code := range codes {
+					switch {
+					case code == http.StatusOK && outcomes[i] == productapi.CheckAllowed:
+						allowed++
+					case code == http.StatusOK:
+						failOpen++
+					case code == http.StatusTooManyRequests:
+						denied++
+					case code == http.StatusServiceUnavailable:
+						unavailable++
+					default:
+						t.Errorf("%s, %s, run %d: status %d (%s)", alg, bud.name, run+1, code, outcomes[i])
+					}
+				}
+				if failOpen != 0 || allowed > want || (bud.exact && allowed != want) {
+					t.Errorf("%s, %s (%s), run %d: admitted %d, fail-open %d; want %s %d admitted and none failing open (Redis is healthy)",
+						alg, bud.name, bud.budget, run+1, allowed, failOpen, map[bool]string{true: "exactly", false: "at most"}[bud.exact], want)
+				}
+				t.Logf("%s, %s (%s), run %d: admitted %d, denied %d, 503 %d, fail-open %d", alg, bud.name, bud.budget, run+1, allowed, denied, unavailable, failOpen)
+				admitted, refused = append(admitted, allowed), append(refused, unavailable)
+			}
+			var failModes float64
+			for _, reg := range regs {
+				d := decisions(t, reg)
+				failModes += d["fail-open"] + d["fail-closed"]
+			}
+			if failModes != 0 {
+				t.Errorf("%s, %s: /metrics counts %v fail-mode decisions; want 0", alg, bud.name, failModes)
+			}
+			t.Logf("%s, %s (%s): admitted per run %v (want %d), 503 per run %v, fail-open 0", alg, bud.name, bud.budget, admitted, want, refused)
+		}
+	}
+}

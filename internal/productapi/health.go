@@ -63,7 +63,7 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 	if r.Context().Err() != nil {
 		return // the client is gone
 	}
-	a.outage.probed(start, err)
+	a.outage.probed(start, a.cfg.HealthTimeout, err)
 	h := Health{Status: HealthOK, Redis: "ok", Outage: a.outage.declared(), TookMillis: float64(took.Microseconds()) / 1000}
 	code := http.StatusOK
 	if err != nil {

@@ -31,14 +31,19 @@ func newLimiter(t *testing.T, rdb redis.Scripter, prefix, alg string, p algorith
 	return l
 }
 
-// openConn opens a client on b as ratelab serve does (its pool size, its timeouts).
+// openConn opens a client on b as ratelab serve does (its pool, its timeouts).
 func openConn(t *testing.T, b redistest.Backend) *redisconn.Conn {
 	t.Helper()
-	c, err := redisconn.Open(context.Background(), b.URL(), redisconn.Options{})
+	c, err := redisconn.Open(context.Background(), b.URL(), redisconn.NodeOptions())
 	if err != nil {
 		t.Fatalf("redisconn.Open(%s): %v", b.URL(), err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	// A node that has been serving has its pool dialled; wait for that here.
+	want := uint32(redisconn.NodeOptions().MinIdleConns)
+	for deadline := time.Now().Add(10 * time.Second); c.Client.PoolStats().IdleConns < want && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	return c
 }
 

@@ -60,6 +60,13 @@ type Conn struct {
 // go-redis's own default, 10 per GOMAXPROCS.
 func DefaultPoolSize() int { return 10 * runtime.GOMAXPROCS(0) }
 
+// NodeOptions are the options of an API node's client (ratelab serve's): the default
+// pool, every connection dialled ahead of need, so that a burst on a fresh node or
+// after timeouts closed connections does not wait for dials inside its checks' budgets.
+func NodeOptions() Options {
+	return Options{PoolSize: DefaultPoolSize(), MinIdleConns: DefaultPoolSize()}
+}
+
 // probePoolSize is the probe client's pool: health checks are few and small.
 const probePoolSize = 2
 
