@@ -394,3 +394,73 @@ func TestBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthOutOfMemory: with Redis at maxmemory and nothing to evict, PING still
+// answers but every limiter write is refused. /healthz says so, in words, on both a
+// fail-open (degraded) and a fail-closed (failing, 503) node, and the log calls it
+// what it is rather than an unreachable Redis.
+func TestHealthOutOfMemory(t *testing.T) {
+	b := redistest.Standalone(t)
+	lim := func(c *redisconn.Conn) algorithms.Limiter {
+		return newLimiter(t, c.Client, "oom", algorithms.TokenBucket, algorithms.Policy{Limit: 1000, Window: time.Second})
+	}
+	nodes := []budgetNode{
+		newBudgetNode(t, b, "oom", productapi.FailOpen, lim),
+		newBudgetNode(t, b, "oom", productapi.FailClosed, lim),
+	}
+	for _, n := range nodes {
+		if code, h := getHealth(t, n.url); code != http.StatusOK || h.Status != productapi.HealthOK {
+			t.Fatalf("%s before the fault: /healthz %d %+v", n.name, code, h)
+		}
+	}
+	ctx := context.Background()
+	admin := b.Client
+	if err := admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Set(ctx, "oom-test:{big}", strings.Repeat("x", 4<<20), time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "1mb").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING with Redis out of memory: %v; want PONG (PING is not enough for health)", err)
+	}
+	for _, n := range nodes {
+		want, wantCode := productapi.HealthDegraded, http.StatusOK
+		if n.mode == productapi.FailClosed {
+			want, wantCode = productapi.HealthFailing, http.StatusServiceUnavailable
+		}
+		code, h := getHealth(t, n.url)
+		if code != wantCode || h.Status != want || h.Reason != "out of memory" || h.Redis != "failing" {
+			t.Errorf("%s, Redis out of memory: /healthz %d %+v; want %d %q with the reason \"out of memory\"", n.name, code, h, wantCode, want)
+		}
+		// A genuine Redis error: the fail mode decides at once.
+		c := getChecked(t, n.url)
+		if wantCheck := map[productapi.FailMode]int{productapi.FailOpen: http.StatusOK, productapi.FailClosed: http.StatusServiceUnavailable}[n.mode]; c.code != wantCheck || c.outcome != productapi.CheckError {
+			t.Errorf("%s, Redis out of memory: a check answered %d (%s); want %d from the fail mode", n.name, c.code, c.outcome, wantCheck)
+		}
+	}
+	for _, n := range nodes {
+		// The outage is declared by the probe the failed check started.
+		var logs string
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if logs = n.logs.String(); strings.Contains(logs, "rate limiter unavailable") {
+				break
+			}
+		}
+		if !strings.Contains(logs, "out of memory") || strings.Contains(logs, "cannot reach") {
+			t.Errorf("%s: the log does not call the OOM what it is:\n%s", n.name, logs)
+		}
+	}
+	t.Logf("fail-open node log:\n%s", nodes[0].logs.String())
+	if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if code, h := getHealth(t, n.url); code != http.StatusOK || h.Status != productapi.HealthOK {
+			t.Errorf("%s with memory back: /healthz %d %+v; want ok", n.name, code, h)
+		}
+	}
+}
