@@ -108,9 +108,9 @@ type lateness struct {
 	done    chan struct{}
 }
 
+// lateSample is one missed wake-up: the process did not run in [from, to].
 type lateSample struct {
-	at   time.Time
-	late time.Duration
+	from, to time.Time
 }
 
 func watchLateness(t *testing.T) *lateness {
@@ -127,24 +127,34 @@ func watchLateness(t *testing.T) *lateness {
 			before := time.Now()
 			time.Sleep(tick)
 			now := time.Now()
-			l.mu.Lock()
-			l.samples = append(l.samples, lateSample{at: now, late: now.Sub(before) - tick})
-			l.mu.Unlock()
+			// A wake-up up to a millisecond late is ordinary timer slack.
+			if now.Sub(before) > 2*tick {
+				l.mu.Lock()
+				l.samples = append(l.samples, lateSample{from: before.Add(tick), to: now})
+				l.mu.Unlock()
+			}
 		}
 	}()
 	t.Cleanup(func() { close(l.stop); <-l.done })
 	return l
 }
 
-// stolen is how long the process demonstrably did not run in [from, to]: the sum of
-// the wake-ups in it that came more than a millisecond late.
+// stolen is how long the process demonstrably did not run within [from, to]: the
+// part of each missed wake-up that overlaps it.
 func (l *lateness) stolen(from, to time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var sum time.Duration
 	for _, s := range l.samples {
-		if !s.at.Before(from) && !s.at.After(to) && s.late > time.Millisecond {
-			sum += s.late
+		lo, hi := s.from, s.to
+		if lo.Before(from) {
+			lo = from
+		}
+		if hi.After(to) {
+			hi = to
+		}
+		if hi.After(lo) {
+			sum += hi.Sub(lo)
 		}
 	}
 	return sum
@@ -454,7 +464,6 @@ func TestHealthOutOfMemory(t *testing.T) {
 			t.Errorf("%s: the log does not call the OOM what it is:\n%s", n.name, logs)
 		}
 	}
-	t.Logf("fail-open node log:\n%s", nodes[0].logs.String())
 	if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
