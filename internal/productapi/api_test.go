@@ -373,6 +373,9 @@ func TestMetrics(t *testing.T) {
 		`ratelab_cache_misses_total 1`,
 		`ratelab_backend_calls_total 1`,
 		`ratelab_cache_fill_lock_waits_total 0`,
+		`ratelab_limiter_outage 0`,
+		`ratelab_limiter_outages_total 0`,
+		`ratelab_limiter_checks_in_flight 0`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -392,15 +392,18 @@ func TestBurst(t *testing.T) {
 				t.Logf("%s, %s (%s), run %d: admitted %d, denied %d, 503 %d, fail-open %d", alg, bud.name, bud.budget, run+1, allowed, denied, unavailable, failOpen)
 				admitted, refused = append(admitted, allowed), append(refused, unavailable)
 			}
-			var failModes float64
+			var failModes, overloaded, timedOut float64
 			for _, reg := range regs {
 				d := decisions(t, reg)
 				failModes += d["fail-open"] + d["fail-closed"]
+				overloaded += d["overloaded"]
+				timedOut += d["timeout"]
 			}
 			if failModes != 0 {
 				t.Errorf("%s, %s: /metrics counts %v fail-mode decisions; want 0", alg, bud.name, failModes)
 			}
-			t.Logf("%s, %s (%s): admitted per run %v (want %d), 503 per run %v, fail-open 0", alg, bud.name, bud.budget, admitted, want, refused)
+			t.Logf("%s, %s (%s): admitted per run %v (want %d), 503 per run %v (in all: %v overloaded, %v timeout), fail-open 0",
+				alg, bud.name, bud.budget, admitted, want, refused, overloaded, timedOut)
 		}
 	}
 }

@@ -198,7 +198,7 @@ func WriteInspectSummary(w io.Writer, format string, s InspectSummary) error {
 	if s.Keys > 0 {
 		t := tablewriter.NewTable(w)
 		t.Header("kind", "algorithm", "keys")
-		for _, kind := range []string{string(algorithms.KindLimiter), string(algorithms.KindProduct), string(algorithms.KindLock), "undecodable"} {
+		for _, kind := range []string{string(algorithms.KindLimiter), string(algorithms.KindProduct), string(algorithms.KindLock), string(algorithms.KindHealth), "undecodable"} {
 			n := s.ByKind[kind]
 			if n == 0 {
 				continue
@@ -283,6 +283,8 @@ func DescribeKey(k InspectKey) string {
 		return s
 	case k.Kind == algorithms.KindLock:
 		return "fill lock of product " + k.ProductID + ", held for " + inspectTTL(k.TTLMillis) + " more"
+	case k.Kind == algorithms.KindHealth:
+		return "a serve node's health probe, gone in " + inspectTTL(k.TTLMillis)
 	case k.State == nil:
 		return "no state"
 	}
