@@ -1,10 +1,3 @@
-// Package algorithms holds ratelab's rate limiters: for each of six algorithms one
-// atomic Lua script for Redis, a pure Go model of the same decisions (the oracle the
-// scripts are tested against), and an in-memory per-node variant built on the model.
-//
-// All arithmetic is on integer microseconds. Fractions of a token or of an emission
-// interval are kept exact by counting in small units (1/window of a token, 1/limit of
-// a microsecond), so a script and its model agree on every decision, to the microsecond.
 package algorithms
 
 import (
@@ -36,66 +29,56 @@ type Model interface {
 	Allow(now int64) Decision
 }
 
+// model is what every algorithm's model is: a Model that can also say what its state
+// means at a moment without changing it (DecodeState, inspect).
+type model interface {
+	Model
+	peek(now int64) peek
+	// capacity is Remaining when the state is fresh.
+	capacity() int64
+}
+
 //go:embed lua/prelude.lua
 var prelude string
 
+// spec is everything ratelab knows about one algorithm. Each algorithm's file
+// defines its script, its model and its loader; specs ties them to the name.
 type spec struct {
-	name    string
-	summary string
-	script  *redis.Script
-	model   func(Policy) Model
+	name string
+	// lua is the algorithm's script without the prelude; script is prelude + lua.
+	lua    string
+	script *redis.Script
+	model  func(Policy) model
+	// load reads the model back from a key's raw content, as the script wrote it.
+	load func(Policy, Content) (model, error)
 	// worst is the most requests the algorithm can admit for one identity in any window W.
 	worst func(Policy) int64
 }
 
-func newScript(body string) *redis.Script { return redis.NewScript(prelude + body) }
+func newSpec(name, lua string, newModel func(Policy) model, load func(Policy, Content) (model, error), worst func(Policy) int64) *spec {
+	return &spec{name: name, lua: lua, script: redis.NewScript(prelude + lua), model: newModel, load: load, worst: worst}
+}
 
 // order is the order in which algorithms are listed and compared.
 var order = []string{FixedWindow, SlidingLog, SlidingCounter, TokenBucket, LeakyBucket, GCRA}
 
 var specs = map[string]*spec{
-	FixedWindow: {
-		name: FixedWindow, summary: "a counter per epoch-aligned window; up to 2L across a boundary",
-		script: fixedWindowScript, model: newFixedWindow,
-		worst: func(p Policy) int64 { return 2 * p.Limit },
-	},
-	SlidingLog: {
-		name: SlidingLog, summary: "a sorted set of admitted times; exactly L in any window",
-		script: slidingLogScript, model: newSlidingLog,
-		worst: func(p Policy) int64 { return p.Limit },
-	},
-	SlidingCounter: {
-		name: SlidingCounter, summary: "two window counters, the previous one weighted; about L, 2L-1 at worst",
-		script: slidingCounterScript, model: newSlidingCounter,
-		worst: func(p Policy) int64 { return 2*p.Limit - 1 },
-	},
-	TokenBucket: {
-		name: TokenBucket, summary: "B tokens refilled at L/W; a burst of B, then L per window",
-		script: tokenBucketScript, model: newTokenBucket,
-		worst: func(p Policy) int64 { return p.EffectiveBurst() + p.Limit },
-	},
-	LeakyBucket: {
-		name: LeakyBucket, summary: "a queue of B leaking at L/W; admitted requests wait their turn",
-		script: leakyBucketScript, model: newLeakyBucket,
-		worst: func(p Policy) int64 { return p.EffectiveBurst() + p.Limit },
-	},
-	GCRA: {
-		name: GCRA, summary: "a theoretical arrival time; token bucket's decisions in one number",
-		script: gcraScript, model: newGCRA,
-		worst: func(p Policy) int64 { return p.EffectiveBurst() + p.Limit },
-	},
+	FixedWindow: newSpec(FixedWindow, fixedWindowLua, newFixedWindow, loadFixedWindow,
+		func(p Policy) int64 { return 2 * p.Limit }),
+	SlidingLog: newSpec(SlidingLog, slidingLogLua, newSlidingLog, loadSlidingLog,
+		func(p Policy) int64 { return p.Limit }),
+	SlidingCounter: newSpec(SlidingCounter, slidingCounterLua, newSlidingCounter, loadSlidingCounter,
+		func(p Policy) int64 { return 2*p.Limit - 1 }),
+	TokenBucket: newSpec(TokenBucket, tokenBucketLua, newTokenBucket, loadTokenBucket,
+		func(p Policy) int64 { return p.EffectiveBurst() + p.Limit }),
+	LeakyBucket: newSpec(LeakyBucket, leakyBucketLua, newLeakyBucket, loadLeakyBucket,
+		func(p Policy) int64 { return p.EffectiveBurst() + p.Limit }),
+	GCRA: newSpec(GCRA, gcraLua, newGCRA, loadGCRA,
+		func(p Policy) int64 { return p.EffectiveBurst() + p.Limit }),
 }
 
 // Names lists the algorithms in the order ratelab compares them.
 func Names() []string { return append([]string(nil), order...) }
-
-// Summary describes an algorithm in one line.
-func Summary(name string) string {
-	if s, ok := specs[name]; ok {
-		return s.summary
-	}
-	return ""
-}
 
 // Lookup checks an algorithm name, with an error that lists the known ones.
 func Lookup(name string) error {
@@ -116,12 +99,23 @@ func NewModel(name string, p Policy) (Model, error) {
 
 // ExpectedMaxInWindow is the most requests the algorithm can admit for one identity
 // in any interval of length W under policy p: its worst case, the bound a measured
-// peak is compared with.
+// peak is compared with. It is 0 for an unknown name.
 func ExpectedMaxInWindow(name string, p Policy) int64 {
 	if s, ok := specs[name]; ok {
 		return s.worst(p)
 	}
 	return 0
+}
+
+// ScriptSource is the exact Lua text the named algorithm sends to Redis (the shared
+// prelude followed by the algorithm's script), or "" for an unknown name. Its SHA-1 is
+// the one EVALSHA uses, so tools outside Go (redis-cli SCRIPT LOAD, redis-benchmark
+// EVALSHA) can run the very script ratelab runs.
+func ScriptSource(name string) string {
+	if s, ok := specs[name]; ok {
+		return prelude + s.lua
+	}
+	return ""
 }
 
 func lookup(name string, p Policy) (*spec, error) {

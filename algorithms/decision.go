@@ -2,25 +2,23 @@ package algorithms
 
 import "time"
 
-// Decision is what a limiter answers for one request. Its JSON form (durations in
-// microseconds) is in json.go.
+// Decision is what a limiter answers for one request. Its JSON form, written by
+// MarshalJSON in json.go, gives durations in whole microseconds:
+// {"allowed":true,"limit":10,"remaining":9,"retry_after_us":0,"reset_after_us":100000,"delay_us":0,"time_us":...}.
 type Decision struct {
 	// Allowed reports whether the request may proceed.
-	Allowed bool `json:"allowed"`
+	Allowed bool
 	// Limit is the policy's limit per window.
-	Limit int64 `json:"limit"`
+	Limit int64
 	// Remaining is how many more requests would be allowed right now; never negative.
-	Remaining int64 `json:"remaining"`
+	Remaining int64
 	// RetryAfter is how long a denied request should wait before a retry succeeds,
 	// rounded up to the microsecond; never 0 when denied, 0 when allowed.
-	RetryAfter time.Duration `json:"retry_after"`
+	RetryAfter time.Duration
 	// ResetAfter is how long until the identity's state is back to fresh.
-	ResetAfter time.Duration `json:"reset_after"`
+	ResetAfter time.Duration
 	// Delay is how long an admitted request must wait before it is served (leaky bucket); 0 otherwise.
-	Delay time.Duration `json:"delay"`
+	Delay time.Duration
 	// TimeMicros is the server time of the decision, microseconds since the Unix epoch.
-	TimeMicros int64 `json:"time_us"`
+	TimeMicros int64
 }
-
-// Time is the server time of the decision.
-func (d Decision) Time() time.Time { return time.UnixMicro(d.TimeMicros) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 )
 
 // The key scheme, in one place: everything ratelab writes to Redis is named here,
@@ -37,6 +38,7 @@ const MaxPrefixLen = 64
 
 // Errors from NewKeyspace and Parse.
 var (
+	// ErrInvalidPrefix means a prefix NewKeyspace refuses (NewRedis refuses a Keyspace without one).
 	ErrInvalidPrefix = errors.New("invalid prefix")
 	// ErrForeignKey means the key is not under this keyspace's prefix.
 	ErrForeignKey = errors.New("not a ratelab key")
@@ -62,7 +64,7 @@ func NewKeyspace(prefix string) (Keyspace, error) {
 		return Keyspace{}, fmt.Errorf("%w: %q is made of glob characters and would match other programs' keys", ErrInvalidPrefix, prefix)
 	}
 	for _, r := range prefix {
-		if r <= ' ' || r == 0x7f || strings.ContainsRune(":{}", r) {
+		if r <= ' ' || !unicode.IsPrint(r) || strings.ContainsRune(":{}", r) {
 			return Keyspace{}, fmt.Errorf("%w: %q contains %q; use letters, digits, '-' or '_'", ErrInvalidPrefix, prefix, r)
 		}
 	}
@@ -161,9 +163,13 @@ func (k Keyspace) Parse(key string) (Key, error) {
 		return undecodable("it has no {…} hash tag at its end")
 	}
 	switch {
-	case head == string(KindProduct)+":":
-		return Key{Kind: KindProduct, ProductID: tag}, nil
-	case head == string(KindLock)+":"+string(KindProduct)+":":
+	case head == string(KindProduct)+":", head == string(KindLock)+":"+string(KindProduct)+":":
+		if err := ProductIDProblem(tag); err != "" {
+			return undecodable(fmt.Sprintf("%q is not a product id: %s", tag, err))
+		}
+		if head == string(KindProduct)+":" {
+			return Key{Kind: KindProduct, ProductID: tag}, nil
+		}
 		return Key{Kind: KindLock, ProductID: tag}, nil
 	case head == string(KindHealth)+":":
 		if strings.Trim(tag, "0123456789abcdef") != "" {
@@ -192,6 +198,28 @@ func (k Keyspace) Parse(key string) (Key, error) {
 		return Key{Kind: KindLimiter, Algorithm: fields[1], Policy: &p, Identity: tag}, nil
 	}
 	return undecodable("its kind is not rl, product, lock or health")
+}
+
+// MaxProductIDLen bounds a product id.
+const MaxProductIDLen = 64
+
+// ProductIDProblem says what keeps id from being a product id, or "" when it is one:
+// 1 to MaxProductIDLen characters of [A-Za-z0-9_-]. Nothing else ever becomes part of
+// a product's key name, so a key that holds anything else is not ratelab's.
+func ProductIDProblem(id string) string {
+	if id == "" {
+		return "empty"
+	}
+	if len(id) > MaxProductIDLen {
+		return fmt.Sprintf("%d characters; at most %d are allowed", len(id), MaxProductIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return fmt.Sprintf("it contains %q; use letters, digits, '_' or '-'", c)
+		}
+	}
+	return ""
 }
 
 // cutTag splits "head{tag}" at its hash tag, which must end the string.

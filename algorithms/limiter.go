@@ -16,6 +16,7 @@ import (
 // Limiter decides whether one identity may make one more request. Identities are
 // normalised by the limiter (see NormalizeIdentity); a denied request consumes nothing.
 type Limiter interface {
+	// Allow decides one request of identity.
 	Allow(ctx context.Context, identity string) (Decision, error)
 	// Algorithm is the algorithm's name.
 	Algorithm() string
@@ -33,7 +34,6 @@ var ErrBadReply = errors.New("unexpected reply from the limiter script")
 type Redis struct {
 	spec   *spec
 	policy Policy
-	keys   Keyspace
 	rdb    redis.Scripter
 	args   []any // limit, window µs, burst: the fixed ARGV of every call
 	// keyHead is every key of this limiter up to the identity, built once: the check
@@ -52,7 +52,7 @@ func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy) (*R
 	}
 	head := keys.Limiter(algorithm, p, "")
 	return &Redis{
-		spec: s, policy: p, keys: keys, rdb: rdb,
+		spec: s, policy: p, rdb: rdb,
 		args:    []any{p.Limit, p.WindowMicros(), p.EffectiveBurst()},
 		keyHead: head[:len(head)-1], // without the closing brace
 	}, nil

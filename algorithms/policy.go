@@ -22,11 +22,15 @@ const (
 
 // Policy is a rate limit: Limit requests per Window, with a Burst where the
 // algorithm has one (token bucket, leaky bucket, GCRA). Burst 0 means Limit.
-// Its JSON form is in json.go.
+// Its JSON form, written by MarshalJSON in json.go, is
+// {"limit":10,"window":"1s","window_us":1000000,"burst":20}, burst always written out.
 type Policy struct {
-	Limit  int64         `json:"limit"`
-	Window time.Duration `json:"window"`
-	Burst  int64         `json:"burst,omitempty"`
+	// Limit is L, the requests admitted per Window.
+	Limit int64
+	// Window is W, a whole number of microseconds.
+	Window time.Duration
+	// Burst is B, where the algorithm has one; 0 means Limit (see EffectiveBurst).
+	Burst int64
 }
 
 // ErrInvalidPolicy is wrapped by every error Validate returns.

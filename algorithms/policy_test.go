@@ -112,20 +112,6 @@ func TestNormalizeIdentity(t *testing.T) {
 	}
 }
 
-func TestAPIKeyIdentityHidesTheKey(t *testing.T) {
-	t.Parallel()
-	id := algorithms.APIKeyIdentity("sk_live_secret")
-	if strings.Contains(id, "secret") || !strings.HasPrefix(id, "key-") || len(id) != 4+32 {
-		t.Fatalf("APIKeyIdentity = %q", id)
-	}
-	if _, err := algorithms.NormalizeIdentity(id); err != nil {
-		t.Fatalf("APIKeyIdentity gives an identity NormalizeIdentity refuses: %v", err)
-	}
-	if id == algorithms.APIKeyIdentity("sk_live_other") {
-		t.Fatal("two API keys share an identity")
-	}
-}
-
 func TestKeyspace(t *testing.T) {
 	t.Parallel()
 	ks := algorithms.MustKeyspace("ratelab")
@@ -203,7 +189,7 @@ func hashTag(key string) string {
 // hash tag, carries no glob or separator that could reach other keys, is bounded,
 // is stable under normalisation, and parses back out of its key.
 func FuzzNormalizeIdentity(f *testing.F) {
-	for _, s := range []string{"10.0.0.7", "::ffff:1.2.3.4", "2001:db8::1", "fe80::1%eth0", "a}b", "{x}", "*", "user@x", "a\x00", "1.2.3.4}{"} {
+	for _, s := range []string{"10.0.0.7", "::ffff:1.2.3.4", "2001:db8::1", "fe80::1%eth0", "2001:db8::/64", "10.0.0.0/8", "../../etc", "a}b", "{x}", "*", "user@x", "a\x00", "1.2.3.4}{"} {
 		f.Add(s)
 	}
 	ks := algorithms.MustKeyspace("ratelab")

@@ -1,11 +1,12 @@
 package algorithms
 
-import _ "embed"
+import (
+	_ "embed"
+	"math"
+)
 
 //go:embed lua/sliding_counter.lua
 var slidingCounterLua string
-
-var slidingCounterScript = newScript(slidingCounterLua)
 
 // slidingCounter estimates the requests of the last W from two fixed windows: all of
 // the current one and the overlapping share of the previous one. Cheap and smooth,
@@ -18,7 +19,21 @@ type slidingCounter struct {
 	hasStarted bool
 }
 
-func newSlidingCounter(p Policy) Model { return &slidingCounter{p: p} }
+func newSlidingCounter(p Policy) model { return &slidingCounter{p: p} }
+
+// loadSlidingCounter reads the hash {w, c, p} that sliding_counter.lua writes.
+func loadSlidingCounter(p Policy, c Content) (model, error) {
+	f, err := hashFields(SlidingCounter, c)
+	if err != nil {
+		return nil, err
+	}
+	m := &slidingCounter{p: p, start: f.int("w", 0, math.MaxInt64), cur: f.int("c", 0, p.Limit),
+		prev: f.int("p", 0, p.Limit), hasStarted: true}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
 
 // counts are the current and previous window counts as a request at now sees them.
 func (m *slidingCounter) counts(now int64) (cur, prev int64) {
@@ -33,6 +48,7 @@ func (m *slidingCounter) counts(now int64) (cur, prev int64) {
 	return 0, 0
 }
 
+// Allow decides a request at now.
 func (m *slidingCounter) Allow(now int64) Decision {
 	w, limit := m.p.WindowMicros(), m.p.Limit
 	start := now / w * w
@@ -56,4 +72,22 @@ func (m *slidingCounter) Allow(now int64) Decision {
 		reset += w
 	}
 	return decision(false, limit, 0, retry, reset, 0, now)
+}
+
+func (m *slidingCounter) capacity() int64 { return m.p.Limit }
+
+func (m *slidingCounter) peek(now int64) peek {
+	w, limit := m.p.WindowMicros(), m.p.Limit
+	start := now / w * w
+	elapsed := now - start
+	cur, prev := m.counts(now)
+	room := limit*w - prev*(w-elapsed)
+	pk := peek{remaining: max(0, cdiv(max(0, room), w)-cur), usedNum: prev*(w-elapsed) + cur*w, usedDen: w}
+	switch {
+	case cur > 0:
+		pk.reset = start + 2*w - now
+	case prev > 0:
+		pk.reset = start + w - now
+	}
+	return pk
 }

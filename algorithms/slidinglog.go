@@ -2,13 +2,12 @@ package algorithms
 
 import (
 	_ "embed"
+	"fmt"
 	"sort"
 )
 
 //go:embed lua/sliding_log.lua
 var slidingLogLua string
-
-var slidingLogScript = newScript(slidingLogLua)
 
 // slidingLog keeps the time of every admitted request of the last W and admits while
 // fewer than L are in (now-W, now]: exact, at the cost of memory in L.
@@ -17,7 +16,24 @@ type slidingLog struct {
 	times []int64 // admitted times, ascending
 }
 
-func newSlidingLog(p Policy) Model { return &slidingLog{p: p} }
+func newSlidingLog(p Policy) model { return &slidingLog{p: p} }
+
+// loadSlidingLog reads the sorted set of admitted times that sliding_log.lua writes.
+func loadSlidingLog(p Policy, c Content) (model, error) {
+	if c.ZSet == nil {
+		return nil, fmt.Errorf("%w: sliding-log state is a sorted set, this is %s", ErrBadState, c.kind())
+	}
+	m := &slidingLog{p: p, times: make([]int64, 0, len(c.ZSet))}
+	for _, e := range c.ZSet {
+		t := int64(e.Score)
+		if e.Score < 0 || e.Score >= 1<<53 || float64(t) != e.Score {
+			return nil, fmt.Errorf("%w: the score %v of %q is not a time in microseconds", ErrBadState, e.Score, truncate(e.Member, 40))
+		}
+		m.times = append(m.times, t)
+	}
+	sort.Slice(m.times, func(i, j int) bool { return m.times[i] < m.times[j] })
+	return m, nil
+}
 
 // live is the admissions still in (now-W, now]: without those at or before now-W,
 // as ZREMRANGEBYSCORE -inf now-W removes them.
@@ -26,6 +42,7 @@ func (m *slidingLog) live(now int64) []int64 {
 	return m.times[sort.Search(len(m.times), func(i int) bool { return m.times[i] > now-w }):]
 }
 
+// Allow decides a request at now.
 func (m *slidingLog) Allow(now int64) Decision {
 	w := m.p.WindowMicros()
 	m.times = m.live(now)
@@ -40,4 +57,16 @@ func (m *slidingLog) Allow(now int64) Decision {
 	frees := m.times[count-m.p.Limit]
 	newest := m.times[count-1]
 	return decision(false, m.p.Limit, 0, frees+w-now, newest+w-now, 0, now)
+}
+
+func (m *slidingLog) capacity() int64 { return m.p.Limit }
+
+func (m *slidingLog) peek(now int64) peek {
+	w := m.p.WindowMicros()
+	times := m.live(now)
+	count := int64(len(times))
+	if count == 0 {
+		return peek{remaining: m.p.Limit, usedDen: 1}
+	}
+	return peek{remaining: max(0, m.p.Limit-count), usedNum: count, usedDen: 1, reset: times[count-1] + w - now}
 }

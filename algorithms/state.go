@@ -3,7 +3,6 @@ package algorithms
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,36 +48,38 @@ type ZMember struct {
 // as the algorithm's model, without changing the state, so that it matches the
 // Decision the algorithm would give at the same moment: a request now is admitted
 // exactly when Remaining > 0, Remaining then drops by one, and a denied request is
-// told RetryAfter and ResetAfter. Its JSON form is in algorithms/json.go.
+// told RetryAfter and ResetAfter. Its JSON form, written by MarshalJSON in json.go,
+// gives durations in whole microseconds (retry_after_us, next_free_us, reset_after_us,
+// delay_us) and leaves out current and previous when they are 0.
 type State struct {
 	// Algorithm is the algorithm's name.
-	Algorithm string `json:"algorithm"`
+	Algorithm string
 	// Policy is the policy decoded from the key name.
-	Policy Policy `json:"policy"`
+	Policy Policy
 	// TimeMicros is the moment the state is decoded at, microseconds since the Unix epoch.
-	TimeMicros int64 `json:"time_us"`
+	TimeMicros int64
 	// Capacity is Remaining when the state is fresh: the limit L for the window
 	// algorithms, the burst B for token bucket, leaky bucket and GCRA.
-	Capacity int64 `json:"capacity"`
+	Capacity int64
 	// Used is how much of Capacity is taken, in requests: the window's count (fixed
 	// window), the admissions in the last W (sliding log), the weighted estimate
 	// (sliding counter), B minus the tokens (token bucket), the queue (leaky bucket),
 	// how far the TAT is ahead of now in emission intervals (GCRA).
-	Used float64 `json:"used"`
+	Used float64
 	// Remaining is how many requests would be admitted now, one after another.
-	Remaining int64 `json:"remaining"`
+	Remaining int64
 	// RetryAfter is how long until a request is admitted again; 0 when Remaining > 0.
-	RetryAfter time.Duration `json:"retry_after"`
+	RetryAfter time.Duration
 	// NextFree is how long until Remaining grows by one; 0 when Remaining is Capacity.
-	NextFree time.Duration `json:"next_free"`
+	NextFree time.Duration
 	// ResetAfter is how long until the state is fresh again, as if never used.
-	ResetAfter time.Duration `json:"reset_after"`
+	ResetAfter time.Duration
 	// Delay is how long a request admitted now would wait before it is served
 	// (leaky bucket); 0 for the other algorithms.
-	Delay time.Duration `json:"delay"`
+	Delay time.Duration
 	// Current and Previous are the sliding counter's two window counts; 0 otherwise.
-	Current  int64 `json:"current,omitempty"`
-	Previous int64 `json:"previous,omitempty"`
+	Current  int64
+	Previous int64
 }
 
 // Fresh reports whether the state is as if the identity had never made a request.
@@ -91,12 +92,6 @@ type peek struct {
 	usedNum, usedDen int64
 	reset            int64 // µs until fresh
 	delay            int64 // µs an admitted request would wait
-}
-
-// peeker is a model that can say what its state means at now without changing it.
-type peeker interface {
-	peek(now int64) peek
-	capacity() int64
 }
 
 // DecodeState loads the model of algorithm under policy p from a key's raw content
@@ -143,7 +138,7 @@ func DecodeState(algorithm string, p Policy, c Content, now int64) (State, error
 // nextFree finds the first moment after now at which more requests would be
 // admitted than now. Remaining never falls while no request comes, and the state is
 // fresh at reset, so a binary search over the model's own peek finds it exactly.
-func nextFree(m peeker, now, remaining, reset int64) int64 {
+func nextFree(m model, now, remaining, reset int64) int64 {
 	lo, hi := int64(0), reset // peek at now+lo admits remaining; at now+hi, more
 	if m.peek(now+hi).remaining <= remaining {
 		return reset
@@ -159,41 +154,17 @@ func nextFree(m peeker, now, remaining, reset int64) int64 {
 	return hi
 }
 
-func loadModel(algorithm string, p Policy, c Content) (peeker, error) {
-	if algorithm == SlidingLog {
-		if c.ZSet == nil {
-			return nil, fmt.Errorf("%w: sliding-log state is a sorted set, this is %s", ErrBadState, c.kind())
-		}
-		return loadSlidingLog(p, c.ZSet)
-	}
-	if algorithm == GCRA {
-		if c.String == nil {
-			return nil, fmt.Errorf("%w: gcra state is a string, \"<tat>\" or \"<tat> <f>\", this is %s", ErrBadState, c.kind())
-		}
-		return loadGCRA(p, *c.String)
-	}
+// loadModel reads the model of algorithm under p back from a key's raw content.
+func loadModel(algorithm string, p Policy, c Content) (model, error) {
+	return specs[algorithm].load(p, c)
+}
+
+// hashFields is the reader of a hash algorithm's content, or an error if c is not a hash.
+func hashFields(algorithm string, c Content) (*fields, error) {
 	if c.Hash == nil {
 		return nil, fmt.Errorf("%w: %s state is a hash, this is %s", ErrBadState, algorithm, c.kind())
 	}
-	f := fields{hash: c.Hash}
-	var m peeker
-	switch algorithm {
-	case FixedWindow:
-		m = &fixedWindow{p: p, start: f.int("w", 0, math.MaxInt64), count: f.int("n", 1, p.Limit)}
-	case SlidingCounter:
-		m = &slidingCounter{p: p, start: f.int("w", 0, math.MaxInt64), cur: f.int("c", 0, p.Limit),
-			prev: f.int("p", 0, p.Limit), hasStarted: true}
-	case TokenBucket:
-		m = &tokenBucket{p: p, tokens: f.int("t", 0, p.EffectiveBurst()*p.WindowMicros()),
-			at: f.int("ts", 0, math.MaxInt64), seen: true}
-	case LeakyBucket:
-		m = &leakyBucket{p: p, level: f.int("l", 0, p.EffectiveBurst()*p.WindowMicros()),
-			at: f.int("ts", 0, math.MaxInt64)}
-	}
-	if err := f.check(); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return &fields{hash: c.Hash}, nil
 }
 
 // fields reads a hash's integer fields, remembering the first problem.
@@ -236,103 +207,4 @@ func (f *fields) check() error {
 		return fmt.Errorf("%w: unexpected fields among %s", ErrBadState, strings.Join(extra, ", "))
 	}
 	return nil
-}
-
-// loadGCRA reads "<tat>" or "<tat> <f>", as gcra.lua writes it.
-func loadGCRA(p Policy, s string) (*gcra, error) {
-	tat, frac, hasFrac := strings.Cut(s, " ")
-	f := fields{hash: map[string]string{"tat": tat}}
-	if hasFrac {
-		f.hash["f"] = frac
-	}
-	m := &gcra{p: p, tat: f.int("tat", 0, math.MaxInt64), seen: true}
-	if hasFrac {
-		m.frac = f.int("f", 1, p.Limit-1)
-	}
-	if err := f.check(); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-func loadSlidingLog(p Policy, z []ZMember) (*slidingLog, error) {
-	m := &slidingLog{p: p, times: make([]int64, 0, len(z))}
-	for _, e := range z {
-		t := int64(e.Score)
-		if e.Score < 0 || e.Score >= 1<<53 || float64(t) != e.Score {
-			return nil, fmt.Errorf("%w: the score %v of %q is not a time in microseconds", ErrBadState, e.Score, truncate(e.Member, 40))
-		}
-		m.times = append(m.times, t)
-	}
-	sort.Slice(m.times, func(i, j int) bool { return m.times[i] < m.times[j] })
-	return m, nil
-}
-
-func (m *fixedWindow) capacity() int64 { return m.p.Limit }
-
-func (m *fixedWindow) peek(now int64) peek {
-	w := m.p.WindowMicros()
-	start := now / w * w
-	if m.start != start || m.count == 0 {
-		return peek{remaining: m.p.Limit, usedDen: 1}
-	}
-	return peek{remaining: max(0, m.p.Limit-m.count), usedNum: m.count, usedDen: 1, reset: start + w - now}
-}
-
-func (m *slidingLog) capacity() int64 { return m.p.Limit }
-
-func (m *slidingLog) peek(now int64) peek {
-	w := m.p.WindowMicros()
-	times := m.live(now)
-	count := int64(len(times))
-	if count == 0 {
-		return peek{remaining: m.p.Limit, usedDen: 1}
-	}
-	return peek{remaining: max(0, m.p.Limit-count), usedNum: count, usedDen: 1, reset: times[count-1] + w - now}
-}
-
-func (m *slidingCounter) capacity() int64 { return m.p.Limit }
-
-func (m *slidingCounter) peek(now int64) peek {
-	w, limit := m.p.WindowMicros(), m.p.Limit
-	start := now / w * w
-	elapsed := now - start
-	cur, prev := m.counts(now)
-	room := limit*w - prev*(w-elapsed)
-	pk := peek{remaining: max(0, cdiv(max(0, room), w)-cur), usedNum: prev*(w-elapsed) + cur*w, usedDen: w}
-	switch {
-	case cur > 0:
-		pk.reset = start + 2*w - now
-	case prev > 0:
-		pk.reset = start + w - now
-	}
-	return pk
-}
-
-func (m *tokenBucket) capacity() int64 { return m.p.EffectiveBurst() }
-
-func (m *tokenBucket) peek(now int64) peek {
-	unit, limit := m.p.WindowMicros(), m.p.Limit
-	tokens, capacity := m.tokensAt(now)
-	return peek{remaining: tokens / unit, usedNum: capacity - tokens, usedDen: unit, reset: cdiv(capacity-tokens, limit)}
-}
-
-func (m *leakyBucket) capacity() int64 { return m.p.EffectiveBurst() }
-
-func (m *leakyBucket) peek(now int64) peek {
-	unit, limit, burst := m.p.WindowMicros(), m.p.Limit, m.p.EffectiveBurst()
-	level := m.levelAt(now)
-	pk := peek{remaining: max(0, burst*unit-level) / unit, usedNum: level, usedDen: unit, reset: cdiv(level, limit)}
-	if pk.remaining > 0 {
-		pk.delay = cdiv(level, limit)
-	}
-	return pk
-}
-
-func (m *gcra) capacity() int64 { return m.p.EffectiveBurst() }
-
-func (m *gcra) peek(now int64) peek {
-	w, limit := m.p.WindowMicros(), m.p.Limit
-	diff := m.diffAt(now)
-	return peek{remaining: max(0, m.p.EffectiveBurst()*w-diff) / w, usedNum: diff, usedDen: w, reset: cdiv(diff, limit)}
 }

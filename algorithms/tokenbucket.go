@@ -1,11 +1,12 @@
 package algorithms
 
-import _ "embed"
+import (
+	_ "embed"
+	"math"
+)
 
 //go:embed lua/token_bucket.lua
 var tokenBucketLua string
-
-var tokenBucketScript = newScript(tokenBucketLua)
 
 // tokenBucket holds up to B tokens, refilled at L per W; a request takes one. A full
 // bucket lets B through at once, then L per W: B+L in one window at worst.
@@ -16,7 +17,21 @@ type tokenBucket struct {
 	seen   bool
 }
 
-func newTokenBucket(p Policy) Model { return &tokenBucket{p: p} }
+func newTokenBucket(p Policy) model { return &tokenBucket{p: p} }
+
+// loadTokenBucket reads the hash {t, ts} that token_bucket.lua writes.
+func loadTokenBucket(p Policy, c Content) (model, error) {
+	f, err := hashFields(TokenBucket, c)
+	if err != nil {
+		return nil, err
+	}
+	m := &tokenBucket{p: p, tokens: f.int("t", 0, p.EffectiveBurst()*p.WindowMicros()),
+		at: f.int("ts", 0, math.MaxInt64), seen: true}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
 
 // tokensAt is the bucket's content at now, refilled since the last request.
 func (m *tokenBucket) tokensAt(now int64) (tokens, capacity int64) {
@@ -35,6 +50,7 @@ func (m *tokenBucket) tokensAt(now int64) (tokens, capacity int64) {
 	return tokens, capacity
 }
 
+// Allow decides a request at now.
 func (m *tokenBucket) Allow(now int64) Decision {
 	unit, limit := m.p.WindowMicros(), m.p.Limit
 	tokens, capacity := m.tokensAt(now)
@@ -44,4 +60,12 @@ func (m *tokenBucket) Allow(now int64) Decision {
 		return decision(true, limit, tokens/unit, 0, cdiv(capacity-tokens, limit), 0, now)
 	}
 	return decision(false, limit, 0, cdiv(unit-tokens, limit), cdiv(capacity-tokens, limit), 0, now)
+}
+
+func (m *tokenBucket) capacity() int64 { return m.p.EffectiveBurst() }
+
+func (m *tokenBucket) peek(now int64) peek {
+	unit, limit := m.p.WindowMicros(), m.p.Limit
+	tokens, capacity := m.tokensAt(now)
+	return peek{remaining: tokens / unit, usedNum: capacity - tokens, usedDen: unit, reset: cdiv(capacity-tokens, limit)}
 }

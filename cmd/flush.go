@@ -1,14 +1,17 @@
 package cmd
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/ratelab/ratelab/commands"
+	"github.com/ratelab/ratelab/internal/report"
 )
 
-func init() { subcommands = append(subcommands, newFlushCmd) }
-
-func newFlushCmd(ios commands.IO, g *commands.Global) *cobra.Command {
+// newFlushCmd builds `ratelab flush`; run is called with the normalized, validated
+// options (commands.Flush, or a test's stand-in).
+func newFlushCmd(ios commands.IO, g *commands.Global, run func(context.Context, commands.FlushOptions, commands.IO) error) *cobra.Command {
 	var opts commands.FlushOptions
 	var id identityFlags
 	c := &cobra.Command{
@@ -40,7 +43,11 @@ keys; off a terminal it deletes only with --yes.`,
 				return err
 			}
 			opts.Identity = identity
-			return commands.Flush(cmd.Context(), opts, ios)
+			opts.Normalize()
+			if err := opts.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), opts, ios)
 		},
 	}
 	f := c.Flags()
@@ -49,7 +56,7 @@ keys; off a terminal it deletes only with --yes.`,
 	id.register(f, "delete only the limiter keys of")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "list what would be deleted; delete nothing")
 	f.BoolVarP(&opts.Yes, "yes", "y", false, "delete without asking (required off a terminal)")
-	f.StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "output format: table or json")
 	f.IntVar(&opts.BatchSize, "batch", commands.DefaultFlushBatch, "keys deleted per UNLINK (per pipeline on a cluster)")
 	return c
 }

@@ -9,14 +9,9 @@ import (
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
 	"github.com/ratelab/ratelab/internal/productapi"
+	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/scenario"
 )
-
-func init() {
-	subcommands = append(subcommands, func(ios commands.IO, g *commands.Global) *cobra.Command {
-		return newHammerCmd(ios, g, commands.Hammer)
-	})
-}
 
 // newHammerCmd builds `ratelab hammer`; run is called with the validated options
 // (commands.Hammer, or a test's stand-in).
@@ -67,6 +62,10 @@ noisy (one identity sends three requests in five).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Global = *g
 			opts.Policy = algorithms.Policy{Limit: limit, Window: opts.Policy.Window, Burst: burst}
+			// The flag's default is all six; an explicitly empty --algorithms means the same.
+			if len(opts.Algorithms) == 0 {
+				opts.Algorithms = algorithms.Names()
+			}
 			if err := opts.Validate(); err != nil {
 				return err
 			}
@@ -83,14 +82,14 @@ noisy (one identity sends three requests in five).`,
 	f.DurationVar(&opts.Policy.Window, "window", commands.DefaultHammerWindow, "window W")
 	f.Int64Var(&burst, "burst", 0, "burst B for token-bucket, leaky-bucket and gcra (0: the limit)")
 	f.IntVar(&opts.Nodes, "nodes", 1, "in-process API nodes behind a round-robin balancer, sharing one Redis")
-	f.StringVar(&opts.Store, "store", commands.StoreRedis, "where limiter state lives: redis (shared) or local (one per node)")
+	f.StringVar(&opts.Store, "store", productapi.StoreRedis, "where limiter state lives: redis (shared) or local (one per node)")
 	f.StringVar(&opts.Pattern, "pattern", scenario.PatternMixed, "traffic pattern: "+strings.Join(scenario.Patterns(), ", "))
 	f.IntVar(&opts.Products, "products", commands.DefaultHammerProducts, "distinct products requested, with Zipf popularity")
 	f.StringSliceVar(&opts.Targets, "target", nil, "hammer running 'ratelab serve' URLs (loopback only) instead of in-process nodes")
 	f.IntVar(&opts.Workers, "workers", scenario.DefaultWorkers, "most requests in flight at once: the connections hammer keeps open")
 	f.DurationVar(&opts.BackendDelay, "backend-delay", commands.DefaultBackendDelay, "how long the in-process nodes' backend takes per read")
 	f.DurationVar(&opts.CheckTimeout, "check-timeout", productapi.DefaultCheckTimeout, "the nodes' time budget for one limiter check; over it, the request fails open")
-	f.StringVarP(&opts.Output, "output", "o", "table", "report format: table, json or markdown")
+	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "report format: "+strings.Join(report.Formats(), ", "))
 	f.StringVar(&opts.OutFile, "out", "", "write the report to this file (atomically) instead of standard output")
 	f.Float64Var(&opts.MaxBurstRatio, "max-burst-ratio", 0, "exit 3 if an algorithm's burst ratio (peak in W / L) is above this")
 	f.DurationVar(&opts.MaxCheckP99, "max-check-p99", 0, "exit 3 if an algorithm's per-check p99 latency is above this (e.g. 1ms)")

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"reflect"
 	"strings"
@@ -19,7 +18,7 @@ import (
 func parseHammer(t *testing.T, args ...string) (*commands.HammerOptions, int) {
 	t.Helper()
 	var got *commands.HammerOptions
-	ios := commands.IO{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
+	ios, _, _, _ := commands.TestIO()
 	g := &commands.Global{Prefix: "ratelab"}
 	cmd := newHammerCmd(ios, g, func(_ context.Context, o commands.HammerOptions, _ commands.IO) error {
 		got = &o
@@ -67,6 +66,17 @@ func TestHammerFlagsParse(t *testing.T) {
 	}
 	if !reflect.DeepEqual(*o, want) {
 		t.Fatalf("parsed:\n got %+v\nwant %+v", *o, want)
+	}
+}
+
+// TestHammerEmptyAlgorithmsMeansAll: no --algorithms, or an empty one, is all six;
+// the flag handling fills it, so Validate stays a pure check.
+func TestHammerEmptyAlgorithmsMeansAll(t *testing.T) {
+	for _, args := range [][]string{nil, {"--algorithms", ""}} {
+		o, code := parseHammer(t, args...)
+		if code != commands.ExitOK || o == nil || !reflect.DeepEqual(o.Algorithms, algorithms.Names()) {
+			t.Errorf("hammer %q: exit %d, options %+v; want all six algorithms", args, code, o)
+		}
 	}
 }
 

@@ -1,5 +1,6 @@
-// Package cmd wires ratelab's subcommands to Cobra: flags are parsed and validated
-// into an Options struct, then a function in package commands runs.
+// Package cmd wires ratelab's subcommands to Cobra: each newXCmd(ios, g, runF) parses
+// its flags into an Options struct, fills in the defaults, validates it once, and calls
+// runF (the function in package commands, or a test's stand-in).
 package cmd
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
 	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/internal/report"
 )
 
 // Version is set at build time with -ldflags "-X github.com/ratelab/ratelab/cmd.Version=…";
@@ -56,7 +58,9 @@ func Run(ctx context.Context, ios commands.IO, args []string) int {
 	if code == commands.ExitFailure && isCobraUsageError(err) {
 		code = commands.ExitUsage
 	}
-	fmt.Fprintf(ios.ErrOut, "ratelab: %v\n", err)
+	// An error may carry a key name or a server's words: nothing in it may act on
+	// the terminal.
+	fmt.Fprintf(ios.ErrOut, "ratelab: %s\n", report.ShownMessage(err.Error()))
 	if code == commands.ExitUsage {
 		fmt.Fprintln(ios.ErrOut, "Run 'ratelab --help' for usage.")
 	}
@@ -111,14 +115,14 @@ so it works on a machine with nothing installed.` + "\n" + exitStatusHelp,
 		"Redis URL (env "+redisconn.EnvURL+"): "+redisconn.URLHelp)
 	root.PersistentFlags().StringVar(&g.Prefix, "prefix", algorithms.DefaultPrefix, "prefix of every key ratelab writes or reads")
 	root.CompletionOptions.HiddenDefaultCmd = false
-	for _, add := range subcommands {
-		root.AddCommand(add(ios, g))
-	}
+	root.AddCommand(
+		newServeCmd(ios, g, commands.Serve),
+		newHammerCmd(ios, g, commands.Hammer),
+		newInspectCmd(ios, g, commands.Inspect),
+		newFlushCmd(ios, g, commands.Flush),
+	)
 	return root
 }
-
-// subcommands are the constructors of ratelab's subcommands, registered by their files.
-var subcommands []func(commands.IO, *commands.Global) *cobra.Command
 
 func version() string {
 	if Version != "" {

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -12,8 +11,8 @@ import (
 // run runs ratelab with args and returns its exit status, stdout and stderr.
 func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	code := Run(context.Background(), commands.IO{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, args)
+	ios, _, out, errOut := commands.TestIO()
+	code := Run(context.Background(), ios, args)
 	return code, out.String(), errOut.String()
 }
 
@@ -46,7 +45,8 @@ func TestRootExitCodes(t *testing.T) {
 
 func TestRedisURLFromEnvironment(t *testing.T) {
 	t.Setenv("RATELAB_REDIS_URL", "redis://127.0.0.1:6390")
-	root := NewRoot(commands.IO{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
+	ios, _, _, _ := commands.TestIO()
+	root := NewRoot(ios)
 	if got := root.PersistentFlags().Lookup("redis").DefValue; got != "redis://127.0.0.1:6390" {
 		t.Fatalf("--redis defaults to %q, want the environment's URL", got)
 	}

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -10,12 +11,6 @@ import (
 	"github.com/ratelab/ratelab/commands"
 	"github.com/ratelab/ratelab/internal/productapi"
 )
-
-func init() {
-	subcommands = append(subcommands, func(ios commands.IO, g *commands.Global) *cobra.Command {
-		return newServeCmd(ios, g, commands.Serve)
-	})
-}
 
 // newServeCmd builds `ratelab serve`; run is called with the validated options
 // (commands.Serve, or a test's stand-in).
@@ -43,9 +38,12 @@ invalidates the product on all (local tiers included) before it returns. The bac
 itself lives in each process: a PUT changes the backend of the process it reaches.
 
 Every product route is rate-limited per client: by IP (the connection's address, or
-X-Forwarded-For from --trusted-proxies only) or by X-API-Key (hashed, never stored in
-clear). Responses carry RateLimit-Policy, RateLimit and X-RateLimit-Limit/Remaining/Reset
-(seconds); a denied request gets 429 with Retry-After, and waiting that long succeeds.
+X-Forwarded-For from --trusted-proxies only; an IPv6 client is its /64, see
+--ipv6-prefix) or by X-API-Key (HMAC-SHA-256 with the secret in RATELAB_API_KEY_SECRET,
+never stored in clear; --key-by api-key refuses to start without one). Responses
+carry RateLimit-Policy, RateLimit and X-RateLimit-Limit/Remaining/Reset (seconds); a
+denied request gets 429 with Retry-After, and waiting that long succeeds. A PUT body
+is one JSON object sent as Content-Type: application/json (else 415).
 --rule gives a class of routes its own limit: ` + commands.RuleHelp + `.
 
 When Redis fails or a check exceeds --check-timeout, --on-redis-error decides: open
@@ -61,6 +59,10 @@ the redis:// address it logs.`,
   # a real Redis; 100 per minute, sliding log; writes 5 per minute
   ratelab serve --redis redis://127.0.0.1:6379 --algorithm sliding-log --limit 100 --window 1m --rule write=5/1m
 
+  # clients identified by API key; every node and inspect/flush need the same secret
+  export RATELAB_API_KEY_SECRET=$(openssl rand -hex 32)
+  ratelab serve --key-by api-key
+
   # behind a proxy on 10.0.0.0/8, a local cache tier, fail closed, JSON logs
   ratelab serve --trusted-proxies 10.0.0.0/8 --local-cache-ttl 2s --on-redis-error closed --log-format json
 
@@ -72,6 +74,12 @@ the redis:// address it logs.`,
 			opts.Global = *g
 			opts.KeyBy = productapi.KeyBy(keyBy)
 			opts.OnRedisError = productapi.FailMode(onError)
+			if err := commands.CheckIPv6PrefixFlag(opts.IPv6Prefix); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("api-key-secret") {
+				opts.APIKeySecret = os.Getenv(commands.EnvAPIKeySecret)
+			}
 			var err error
 			if opts.TrustedProxies, err = productapi.ParseTrustedProxies(proxies); err != nil {
 				return commands.Usagef("--trusted-proxies: %v", err)
@@ -103,11 +111,18 @@ the redis:// address it logs.`,
 	f.StringArrayVar(&rules, "rule", nil, "a limit for one class of routes, repeatable: "+commands.RuleHelp)
 	f.StringVar(&opts.Store, "store", "redis", "where limiter state lives: redis (shared by every node) or local (per process)")
 	f.StringVar(&keyBy, "key-by", string(productapi.KeyByIP), "what identifies a client: ip or api-key (the X-API-Key header)")
+	f.IntVar(&opts.IPv6Prefix, "ipv6-prefix", algorithms.DefaultIPv6Prefix, "IPv6 clients are keyed by their network of this many bits, 48 to 128 (128: every address apart); IPv4 clients by their address")
+	// The secret's default stays empty even when the environment holds one, so --help never shows it.
+	f.StringVar(&opts.APIKeySecret, "api-key-secret", "", commands.APIKeySecretHelp)
 	f.StringSliceVar(&proxies, "trusted-proxies", nil, "CIDRs of proxies whose X-Forwarded-For is believed, e.g. 10.0.0.0/8,::1")
 	f.DurationVar(&opts.CheckTimeout, "check-timeout", commands.DefaultServeCheckTimeout, "time budget of one rate-limit check")
 	f.StringVar(&onError, "on-redis-error", string(productapi.FailOpen), "when a check fails or times out: open (serve) or closed (503)")
 	f.StringVar(&opts.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", commands.DefaultShutdownTimeout, "how long in-flight requests may finish after SIGINT/SIGTERM")
+	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", commands.DefaultShutdownTimeout, "how long in-flight requests may finish after SIGINT/SIGTERM; then the rest are closed")
+	f.DurationVar(&opts.ReadHeaderTimeout, "read-header-timeout", productapi.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
+	f.DurationVar(&opts.ReadTimeout, "read-timeout", productapi.DefaultReadTimeout, "how long a client may take to send a whole request, body included")
+	f.DurationVar(&opts.WriteTimeout, "write-timeout", 0, "how long a request may take from its headers to the end of its answer (0: "+productapi.DefaultWriteTimeout.String()+" plus the longest leaky-bucket delay and the backend delay)")
+	f.DurationVar(&opts.IdleTimeout, "idle-timeout", productapi.DefaultIdleTimeout, "how long an idle keep-alive connection is kept open")
 	return cmd
 }

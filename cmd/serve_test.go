@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -22,7 +21,7 @@ func parseServe(t *testing.T, args ...string) (commands.ServeOptions, bool, erro
 	t.Helper()
 	var got commands.ServeOptions
 	called := false
-	ios := commands.IO{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
+	ios, _, _, _ := commands.TestIO()
 	root := &cobra.Command{Use: "ratelab", SilenceErrors: true, SilenceUsage: true}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return commands.UsageError(err) })
 	root.SetOut(ios.Out)
@@ -38,6 +37,7 @@ func parseServe(t *testing.T, args ...string) (commands.ServeOptions, bool, erro
 }
 
 func TestServeFlagsDefaults(t *testing.T) {
+	t.Setenv(commands.EnvAPIKeySecret, "")
 	o, called, err := parseServe(t)
 	if err != nil || !called {
 		t.Fatalf("serve with no flags: %v (called %v)", err, called)
@@ -54,7 +54,8 @@ func TestServeFlagsDefaults(t *testing.T) {
 		o.NegativeTTL != want.NegativeTTL || o.Algorithm != want.Algorithm || o.Policy != want.Policy || o.Store != want.Store ||
 		o.KeyBy != want.KeyBy || o.OnRedisError != want.OnRedisError || o.CheckTimeout != want.CheckTimeout ||
 		o.LogFormat != want.LogFormat || o.LogLevel != want.LogLevel || o.ShutdownTimeout != want.ShutdownTimeout ||
-		len(o.Rules) != 0 || len(o.TrustedProxies) != 0 || o.Prefix != "ratelab" {
+		len(o.Rules) != 0 || len(o.TrustedProxies) != 0 || o.Prefix != "ratelab" ||
+		o.IPv6Prefix != algorithms.DefaultIPv6Prefix || o.APIKeySecret != "" {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)
 	}
 }
@@ -64,7 +65,7 @@ func TestServeFlags(t *testing.T) {
 		"--addr", ":9090", "--backend-delay", "250ms", "--cache-ttl", "1m", "--local-cache-ttl", "2s", "--negative-ttl", "3s",
 		"--algorithm", "gcra", "--limit", "100", "--window", "1m", "--burst", "20",
 		"--rule", "write=5/1m", "--rule", "read=50/1s,algorithm=sliding-log",
-		"--store", "local", "--key-by", "api-key", "--trusted-proxies", "10.0.0.0/8,::1", "--trusted-proxies", "192.168.1.7",
+		"--store", "local", "--key-by", "api-key", "--api-key-secret", "0123456789abcdef0123", "--ipv6-prefix", "56", "--trusted-proxies", "10.0.0.0/8,::1", "--trusted-proxies", "192.168.1.7",
 		"--check-timeout", "20ms", "--on-redis-error", "closed", "--log-format", "json", "--log-level", "debug", "--shutdown-timeout", "3s")
 	if err != nil || !called {
 		t.Fatalf("serve: %v", err)
@@ -85,6 +86,8 @@ func TestServeFlags(t *testing.T) {
 		{"read rule", o.Rules[1], commands.RouteRule{Class: "read", Algorithm: "sliding-log", Policy: algorithms.Policy{Limit: 50, Window: time.Second}}},
 		{"store", o.Store, "local"},
 		{"key by", o.KeyBy, productapi.KeyByAPIKey},
+		{"api key secret", o.APIKeySecret, "0123456789abcdef0123"},
+		{"ipv6 prefix", o.IPv6Prefix, 56},
 		{"proxies", o.TrustedProxies, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("192.168.1.7/32")}},
 		{"check timeout", o.CheckTimeout, 20 * time.Millisecond},
 		{"on error", o.OnRedisError, productapi.FailClosed},

@@ -31,14 +31,6 @@ type IO struct {
 	ErrIsTerminal bool
 }
 
-// The --store values of serve and hammer: where limiter state lives.
-const (
-	// StoreRedis: one limiter in Redis shared by every node, one limit per client.
-	StoreRedis = "redis"
-	// StoreLocal: a limiter in memory per node; a client spread over K nodes gets K limits.
-	StoreLocal = "local"
-)
-
 // Global is what every subcommand shares: where Redis is and which keys are ratelab's.
 type Global struct {
 	// RedisURL is the --redis URL; empty means the embedded Redis.

@@ -29,7 +29,7 @@ const (
 type FlushOptions struct {
 	Global
 	// Kind is FlushKindAll, FlushKindRL (limiter state) or FlushKindCache (products and
-	// their fill locks); empty means all, or rl when Algorithm or Identity is set.
+	// their fill locks); Normalize makes empty all, or rl when Algorithm or Identity is set.
 	Kind string
 	// Algorithm narrows limiter keys to one algorithm.
 	Algorithm string
@@ -39,10 +39,10 @@ type FlushOptions struct {
 	DryRun bool
 	// Yes deletes without asking; off a terminal it is required.
 	Yes bool
-	// Output is "text" or "json".
+	// Output is report.FormatTable or report.FormatJSON.
 	Output string
 	// BatchSize is how many keys one UNLINK (or one pipeline on a cluster) deletes;
-	// 0 means DefaultFlushBatch.
+	// Normalize makes 0 DefaultFlushBatch.
 	BatchSize int
 }
 
@@ -62,35 +62,12 @@ var ErrNotConfirmed = errors.New("flush not confirmed; nothing deleted")
 // identity, with SCAN and UNLINK in batches on every master: never KEYS, FLUSHDB or
 // FLUSHALL. Every key is parsed before it is deleted: keys outside the prefix are
 // never touched, and keys under it that are not of a form ratelab writes are
-// reported and left alone, since they may belong to someone else.
+// reported and left alone, since they may belong to someone else. opts are normalized
+// and validated (FlushOptions.Normalize and Validate), as cmd does.
 func Flush(ctx context.Context, opts FlushOptions, ios IO) error {
-	keys, output, err := keyspaceAndOutput(opts.Prefix, opts.Output)
+	keys, err := algorithms.NewKeyspace(opts.Prefix)
 	if err != nil {
 		return err
-	}
-	opts.Output = output
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = DefaultFlushBatch
-	}
-	narrowed := opts.Algorithm != "" || opts.Identity != ""
-	switch opts.Kind {
-	case "":
-		opts.Kind = FlushKindAll
-		if narrowed {
-			opts.Kind = FlushKindRL
-		}
-	case FlushKindAll, FlushKindRL:
-	case FlushKindCache:
-		if narrowed {
-			return Usagef("--algorithm and --ip/--key-id/--api-key narrow limiter keys; they do not go with --kind cache")
-		}
-	default:
-		return Usagef("--kind %q: use rl (limiter state), cache (products and their locks) or all", opts.Kind)
-	}
-	if opts.Algorithm != "" {
-		if err := algorithms.Lookup(opts.Algorithm); err != nil {
-			return UsageError(fmt.Errorf("--algorithm: %w", err))
-		}
 	}
 	if !opts.DryRun && !opts.Yes && !ios.ErrIsTerminal {
 		return Usagef("flush deletes keys and there is no terminal to confirm on: pass --yes (or --dry-run to see what would go)")
@@ -128,7 +105,7 @@ func Flush(ctx context.Context, opts FlushOptions, ios IO) error {
 		}
 	}
 	var bar *progressbar.ProgressBar
-	if ios.ErrIsTerminal && opts.Output == "text" && len(matched) > flushProgressAbove {
+	if ios.ErrIsTerminal && opts.Output == report.FormatTable && len(matched) > flushProgressAbove {
 		bar = progressbar.NewOptions(len(matched),
 			progressbar.OptionSetWriter(ios.ErrOut),
 			progressbar.OptionSetDescription("deleting"),

@@ -24,11 +24,17 @@ import (
 	"github.com/ratelab/ratelab/internal/report"
 )
 
+// runFlush runs flush as cmd does, with JSON output: options normalized, validated,
+// then Flush.
 func runFlush(t *testing.T, ios commands.IO, opts commands.FlushOptions) (report.Flush, error) {
 	t.Helper()
 	opts.Output = "json"
 	out := &strings.Builder{}
 	ios.Out = out
+	opts.Normalize()
+	if err := opts.Validate(); err != nil {
+		return report.Flush{}, err
+	}
 	err := commands.Flush(context.Background(), opts, ios)
 	var f report.Flush
 	if err == nil {
@@ -135,7 +141,7 @@ func plant(t *testing.T, b redistest.Backend, prefix string) planted {
 func TestFlushOnlyRatelabKeys(t *testing.T) {
 	for _, b := range backendsWithCluster(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			ios, _, errOut := testIO()
+			ios, _, _, errOut := commands.TestIO()
 			g := commands.Global{RedisURL: b.URL(), Prefix: "fl"}
 			p := plant(t, b, "fl")
 			if b.Name == "cluster" {
@@ -219,7 +225,7 @@ func TestFlushOnlyRatelabKeys(t *testing.T) {
 func TestFlushEscapesGlobPrefix(t *testing.T) {
 	b := redistest.All(t)[0]
 	ctx := context.Background()
-	ios, _, _ := testIO()
+	ios, _, _, _ := commands.TestIO()
 	for _, prefix := range []string{"ra*te", "ra?te", "ra[t]e", `ra\te`} {
 		keys := algorithms.MustKeyspace(prefix)
 		ours := keys.Product("1")
@@ -259,7 +265,7 @@ func TestFlushConfirmation(t *testing.T) {
 	g := commands.Global{RedisURL: b.URL(), Prefix: "conf"}
 	fill(20)
 
-	ios, _, _ := testIO()
+	ios, _, _, _ := commands.TestIO()
 	_, err := runFlush(t, ios, commands.FlushOptions{Global: g})
 	if commands.ExitCode(err) != commands.ExitUsage || !strings.Contains(err.Error(), "--yes") || count() != 20 {
 		t.Fatalf("off a terminal without --yes: %v, %d keys left", err, count())
@@ -286,7 +292,7 @@ func TestFlushConfirmation(t *testing.T) {
 
 // TestFlushBadInput: bad prefixes, flags and an unreachable Redis are clear errors.
 func TestFlushBadInput(t *testing.T) {
-	ios, _, _ := testIO()
+	ios, _, _, _ := commands.TestIO()
 	url := redistest.Embedded(t).URL()
 	cases := []struct {
 		name string
@@ -366,7 +372,7 @@ func TestFlush100kKeysWithoutBlocking(t *testing.T) {
 					}
 				}
 			}()
-			ios, _, _ := testIO()
+			ios, _, _, _ := commands.TestIO()
 			start := time.Now()
 			f, err := runFlush(t, ios, commands.FlushOptions{Global: commands.Global{RedisURL: b.URL(), Prefix: "big"}, Yes: true})
 			elapsed := time.Since(start)

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/internal/cache"
 	"github.com/ratelab/ratelab/internal/redisconn"
 	"github.com/ratelab/ratelab/internal/report"
 )
@@ -25,10 +27,10 @@ type InspectOptions struct {
 	// Identity is a normalised identity (an IP address, or key-… for an API key)
 	// whose limiter keys to list.
 	Identity string
-	// Output is "text" or "json".
+	// Output is report.FormatTable or report.FormatJSON.
 	Output string
 	// MemorySample is how many keys the summary reads MEMORY USAGE of, at most;
-	// the total is extrapolated above that. 0 means DefaultMemorySample.
+	// the total is extrapolated above that. Normalize makes 0 DefaultMemorySample.
 	MemorySample int
 }
 
@@ -36,34 +38,15 @@ type InspectOptions struct {
 // it estimates the total from a sample.
 const DefaultMemorySample = 1000
 
-// keyspaceAndOutput checks the --prefix and --output that inspect and flush share;
-// output defaults to text.
-func keyspaceAndOutput(prefix, output string) (algorithms.Keyspace, string, error) {
-	keys, err := algorithms.NewKeyspace(prefix)
-	if err != nil {
-		return algorithms.Keyspace{}, "", UsageError(fmt.Errorf("--prefix: %w", err))
-	}
-	switch output {
-	case "":
-		return keys, "text", nil
-	case "text", "json":
-		return keys, output, nil
-	}
-	return algorithms.Keyspace{}, "", Usagef("--output %q: use text or json", output)
-}
-
 // Inspect shows what ratelab holds in Redis: one key, every limiter key of one
 // identity, or a summary of everything under the prefix. A missing key, a key that is
 // not ratelab's and one it cannot decode are errors with ExitMissing, ExitForeign and
-// ExitUndecodable.
+// ExitUndecodable. opts are normalized and validated (InspectOptions.Normalize and
+// Validate), as cmd does.
 func Inspect(ctx context.Context, opts InspectOptions, ios IO) error {
-	keys, output, err := keyspaceAndOutput(opts.Prefix, opts.Output)
+	keys, err := algorithms.NewKeyspace(opts.Prefix)
 	if err != nil {
 		return err
-	}
-	opts.Output = output
-	if opts.Key != "" && opts.Identity != "" {
-		return Usagef("give a KEY or an identity (--ip, --key-id, --api-key), not both")
 	}
 	var parsed algorithms.Key
 	if opts.Key != "" {
@@ -77,7 +60,7 @@ func Inspect(ctx context.Context, opts InspectOptions, ios IO) error {
 		return err
 	}
 	defer conn.Close()
-	if conn.Embedded && opts.Output == "text" {
+	if conn.Embedded && opts.Output == report.FormatTable {
 		fmt.Fprintln(ios.ErrOut, "note: inspecting the embedded Redis, which starts empty; pass --redis URL to inspect the Redis that ratelab serve or hammer used")
 	}
 	switch {
@@ -93,9 +76,6 @@ func Inspect(ctx context.Context, opts InspectOptions, ios IO) error {
 			return err
 		}
 		return report.WriteInspectIdentity(ios.Out, opts.Output, r)
-	}
-	if opts.MemorySample <= 0 {
-		opts.MemorySample = DefaultMemorySample
 	}
 	s, err := inspectSummary(ctx, conn, keys, opts.MemorySample)
 	if err != nil {
@@ -120,32 +100,11 @@ func keyForms(keys algorithms.Keyspace) string {
 // readKeyScript reads a key atomically with the server's TIME: its type, TTL and
 // content, and for a product the type, TTL and value of its fill lock, which shares
 // its hash slot. One round trip, and "now" is the clock of the server holding the key.
-var readKeyScript = redis.NewScript(`
-local function typeof(k)
-  local t = redis.call('TYPE', k)
-  if type(t) == 'table' then t = t['ok'] end
-  return t
-end
-local t = redis.call('TIME')
-local typ = typeof(KEYS[1])
-local content = {}
-if typ == 'hash' then
-  content = redis.call('HGETALL', KEYS[1])
-elseif typ == 'zset' then
-  content = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-elseif typ == 'string' then
-  content = {redis.call('GET', KEYS[1])}
-end
-local lock = {}
-if KEYS[2] then
-  local lt = typeof(KEYS[2])
-  if lt ~= 'none' then
-    lock = {lt, redis.call('PTTL', KEYS[2])}
-    if lt == 'string' then lock[3] = redis.call('GET', KEYS[2]) end
-  end
-end
-return {t[1], t[2], typ, redis.call('PTTL', KEYS[1]), content, lock}
-`)
+//
+//go:embed lua/inspect_key.lua
+var readKeyLua string
+
+var readKeyScript = redis.NewScript(readKeyLua)
 
 // rawKey is what readKeyScript returns.
 type rawKey struct {
@@ -354,7 +313,8 @@ func inspectSummary(ctx context.Context, conn *redisconn.Conn, keys algorithms.K
 		defer mu.Unlock()
 		for i, k := range page {
 			s.Keys++
-			if parsed, err := keys.Parse(k); err != nil {
+			parsed, perr := keys.Parse(k)
+			if perr != nil {
 				s.ByKind["undecodable"]++
 				if len(s.UndecodableKeys) < report.InspectListLimit {
 					s.UndecodableKeys = append(s.UndecodableKeys, k)
@@ -368,6 +328,9 @@ func inspectSummary(ctx context.Context, conn *redisconn.Conn, keys algorithms.K
 			// PTTL answers -1 for a key without a TTL (-2 for one gone since SCAN).
 			if ttls[i].Val() == -1 {
 				s.WithoutTTL++
+				if perr != nil {
+					s.WithoutTTLUndecodable++
+				}
 				if len(s.WithoutTTLKeys) < report.InspectListLimit {
 					s.WithoutTTLKeys = append(s.WithoutTTLKeys, k)
 				}
@@ -435,33 +398,21 @@ func pairs(flat []string) map[string]string {
 	return m
 }
 
-// decodeProduct reads a cached product's hash as the cache writes it: v the value (or
-// nf for a cached "not found"), x when the entry expires (ms, server time), g the
-// generation that invalidations bump. A hash with only g is an invalidation marker.
+// decodeProduct turns a cached product's hash, decoded by the cache that writes it,
+// into what inspect shows at the server time nowMs.
 func decodeProduct(h map[string]string, nowMs int64) (*report.InspectProduct, error) {
-	p := &report.InspectProduct{Generation: "0"}
-	for f, v := range h {
-		switch f {
-		case "v":
-			val := v
-			p.Value = &val
-		case "nf":
-			p.NotFound = true
-		case "g":
-			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-				return nil, fmt.Errorf("%w: the generation g=%q is not an integer", algorithms.ErrBadState, v)
-			}
-			p.Generation = v
-		case "x":
-			x, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%w: the expiry x=%q is not an integer", algorithms.ErrBadState, v)
-			}
-			left := x - nowMs
-			p.ExpiresInMillis = &left
-		default:
-			return nil, fmt.Errorf("%w: a cached product has the fields v, nf, x and g, not %q", algorithms.ErrBadState, f)
-		}
+	e, err := cache.DecodeEntry(h)
+	if err != nil {
+		return nil, err
+	}
+	p := &report.InspectProduct{NotFound: e.NotFound, Generation: strconv.FormatInt(e.Generation, 10)}
+	if e.Value != nil {
+		v := string(e.Value)
+		p.Value = &v
+	}
+	if e.ExpiresAtMillis != 0 {
+		left := e.ExpiresAtMillis - nowMs
+		p.ExpiresInMillis = &left
 	}
 	return p, nil
 }

@@ -1,7 +1,6 @@
 package commands_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,15 +28,14 @@ func backendsWithCluster(t *testing.T) []redistest.Backend {
 	return b
 }
 
-// testIO is an IO on buffers, off a terminal.
-func testIO() (commands.IO, *bytes.Buffer, *bytes.Buffer) {
-	var out, errOut bytes.Buffer
-	return commands.IO{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, &out, &errOut
-}
-
+// runInspect runs inspect as cmd does: options normalized, validated, then Inspect.
 func runInspect(t *testing.T, opts commands.InspectOptions) (string, string, error) {
 	t.Helper()
-	ios, out, errOut := testIO()
+	ios, _, out, errOut := commands.TestIO()
+	opts.Normalize()
+	if err := opts.Validate(); err != nil {
+		return "", "", err
+	}
 	err := commands.Inspect(context.Background(), opts, ios)
 	return out.String(), errOut.String(), err
 }
@@ -102,7 +100,11 @@ func TestInspectDecodesEveryAlgorithm(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for round, identity := range []string{"10.0.0.7", "2001:db8::7", algorithms.APIKeyIdentity("secret")} {
+				hasher, err := algorithms.NewAPIKeyHasher([]byte("the secret of this test"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for round, identity := range []string{"10.0.0.7", "2001:db8::7", hasher.Identity("secret"), "2001:db8::/64"} {
 					key, _ := lim.Key(identity)
 					model, _ := algorithms.NewModel(name, p)
 					// 4, 9 and 14 requests 20 ms apart, the last at the server's now:
@@ -278,7 +280,8 @@ func TestInspectBadInput(t *testing.T) {
 			[]string{"prefix is empty"}},
 		{"wildcard prefix", commands.InspectOptions{Global: commands.Global{RedisURL: b.URL(), Prefix: "*"}}, commands.ExitUsage,
 			[]string{"glob characters"}},
-		{"bad output", commands.InspectOptions{Global: g, Output: "xml"}, commands.ExitUsage, []string{"use text or json"}},
+		{"bad output", commands.InspectOptions{Global: g, Output: "xml"}, commands.ExitUsage, []string{"inspect writes table or json"}},
+		{"markdown", commands.InspectOptions{Global: g, Output: "markdown"}, commands.ExitUsage, []string{`--output "markdown"`, "table or json"}},
 		{"key and identity", commands.InspectOptions{Global: g, Key: junkHash, Identity: "10.0.0.7"}, commands.ExitUsage, []string{"not both"}},
 		{"unreachable", commands.InspectOptions{Global: commands.Global{RedisURL: "redis://127.0.0.1:1", Prefix: "ratelab"}}, commands.ExitFailure,
 			[]string{"cannot reach Redis", "connection refused", "start redis-server"}},

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,12 @@ type ServeOptions struct {
 	// KeyBy identifies clients; TrustedProxies are believed in X-Forwarded-For.
 	KeyBy          productapi.KeyBy
 	TrustedProxies []netip.Prefix
+	// IPv6Prefix groups IPv6 clients by their network of this many bits, 48 to 128;
+	// 0 means algorithms.DefaultIPv6Prefix (a /64).
+	IPv6Prefix int
+	// APIKeySecret is the secret API keys are hashed with; required with KeyByAPIKey.
+	// It is never logged or written out.
+	APIKeySecret string `json:"-"`
 	// CheckTimeout is each limiter check's time budget; OnRedisError decides requests
 	// whose check failed.
 	CheckTimeout time.Duration
@@ -66,6 +73,11 @@ type ServeOptions struct {
 	LogLevel  string
 	// ShutdownTimeout bounds how long in-flight requests may finish after a signal.
 	ShutdownTimeout time.Duration
+	// The HTTP server's bounds on clients (productapi.ServerConfig; 0 means its default).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 }
 
 // RouteRule is a limiter for one class of routes: --rule write=5/1s,algorithm=gcra.
@@ -138,8 +150,8 @@ func (o *ServeOptions) Validate() error {
 	if err := o.Policy.Validate(); err != nil {
 		return Usagef("--limit/--window/--burst: %v", err)
 	}
-	if o.Store != StoreRedis && o.Store != StoreLocal {
-		return Usagef("--store %q: choose %q (one limit shared through Redis) or %q (a limiter per process)", o.Store, StoreRedis, StoreLocal)
+	if o.Store != productapi.StoreRedis && o.Store != productapi.StoreLocal {
+		return Usagef("--store %q: choose %q (one limit shared through Redis) or %q (a limiter per process)", o.Store, productapi.StoreRedis, productapi.StoreLocal)
 	}
 	seen := map[productapi.Class]bool{}
 	for _, r := range o.Rules {
@@ -160,6 +172,9 @@ func (o *ServeOptions) Validate() error {
 	if _, err := productapi.ParseFailMode(string(o.OnRedisError)); err != nil {
 		return Usagef("--%v", err)
 	}
+	if err := o.validateIdentity(); err != nil {
+		return err
+	}
 	durations := []struct {
 		flag     string
 		v        time.Duration
@@ -173,6 +188,10 @@ func (o *ServeOptions) Validate() error {
 		{"--negative-ttl", o.NegativeTTL, false, time.Hour, "use a short positive TTL such as 5s"},
 		{"--check-timeout", o.CheckTimeout, false, time.Minute, "use a budget such as 50ms"},
 		{"--shutdown-timeout", o.ShutdownTimeout, false, time.Hour, "use a grace period such as 10s"},
+		{"--read-header-timeout", o.ReadHeaderTimeout, true, time.Hour, ""},
+		{"--read-timeout", o.ReadTimeout, true, time.Hour, ""},
+		{"--write-timeout", o.WriteTimeout, true, time.Hour, ""},
+		{"--idle-timeout", o.IdleTimeout, true, time.Hour, ""},
 	}
 	for _, d := range durations {
 		switch {
@@ -203,11 +222,8 @@ func parseLevel(s string) (slog.Level, error) {
 
 // Serve runs the Product API until ctx is done (SIGINT, SIGTERM), then stops
 // accepting, lets in-flight requests finish (at most ShutdownTimeout) and closes
-// Redis. Logs go to ios.ErrOut.
+// Redis. Logs go to ios.ErrOut. opts passed Validate, as cmd does.
 func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
-	if err := opts.Validate(); err != nil {
-		return err
-	}
 	level, _ := parseLevel(opts.LogLevel)
 	hopts := &slog.HandlerOptions{Level: level}
 	var handler slog.Handler = slog.NewTextHandler(ios.ErrOut, hopts)
@@ -226,46 +242,43 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 	}
 	defer conn.Close()
 
-	newLimiter := func(alg string, p algorithms.Policy) (algorithms.Limiter, error) {
-		if opts.Store == StoreLocal {
-			return algorithms.NewLocal(alg, p, nil)
-		}
-		return algorithms.NewRedis(conn.Client, keys, alg, p)
-	}
-	limiter, err := newLimiter(opts.Algorithm, opts.Policy)
-	if err != nil {
-		return UsageError(err)
-	}
-	rules := map[productapi.Class]algorithms.Limiter{}
+	limits := productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: opts.Algorithm, Policy: opts.Policy}}
 	for _, r := range opts.Rules {
-		if rules[r.Class], err = newLimiter(r.Algorithm, r.Policy); err != nil {
-			return Usagef("--rule %s: %v", r.Class, err)
+		if limits.Rules == nil {
+			limits.Rules = map[productapi.Class]productapi.Rule{}
+		}
+		limits.Rules[r.Class] = productapi.Rule{Algorithm: r.Algorithm, Policy: r.Policy}
+	}
+	var apiKeys *algorithms.APIKeyHasher
+	if opts.KeyBy == productapi.KeyByAPIKey {
+		if apiKeys, err = NewAPIKeyHasher(opts.APIKeySecret, "--key-by api-key"); err != nil {
+			return err
 		}
 	}
-
-	c, err := cache.New(ctx, conn.Client, cache.Options{
-		Keys: keys, TTL: opts.CacheTTL, LocalTTL: opts.LocalCacheTTL, NegativeTTL: opts.NegativeTTL,
-		Where: conn.Backend, Logger: log,
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	node, err := productapi.NewNode(ctx, productapi.NodeConfig{
+		Redis: conn.Client, Keys: keys, Where: conn.Backend, Limits: limits,
+		Cache: &cache.Options{TTL: opts.CacheTTL, LocalTTL: opts.LocalCacheTTL, NegativeTTL: opts.NegativeTTL, Logger: log},
+		API: productapi.Config{
+			Backend: productapi.NewBackend(opts.BackendDelay, 0),
+			KeyBy:   opts.KeyBy, TrustedProxies: opts.TrustedProxies, IPv6Prefix: opts.IPv6Prefix, APIKeys: apiKeys,
+			CheckTimeout: opts.CheckTimeout, OnLimiterError: opts.OnRedisError,
+			Health: productapi.RedisHealth(conn, keys), MaxChecksInFlight: conn.PoolSize(),
+			Registerer: reg, Logger: log,
+		},
+		Server: productapi.ServerConfig{
+			ReadHeaderTimeout: opts.ReadHeaderTimeout, ReadTimeout: opts.ReadTimeout,
+			WriteTimeout: opts.WriteTimeout, IdleTimeout: opts.IdleTimeout,
+			ErrorLog:    slog.NewLogLogger(handler, slog.LevelDebug),
+			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer c.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api, err := productapi.New(productapi.Config{
-		Backend: productapi.NewBackend(opts.BackendDelay, 0), Cache: c,
-		Limiter: limiter, Rules: rules,
-		KeyBy: opts.KeyBy, TrustedProxies: opts.TrustedProxies,
-		CheckTimeout: opts.CheckTimeout, OnLimiterError: opts.OnRedisError,
-		Health: productapi.RedisHealth(conn, keys), MaxChecksInFlight: conn.PoolSize(),
-		Registerer: reg, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	defer api.Close()
+	defer node.Close()
+	srv := node.Server
 
 	ln := opts.Listener
 	if ln == nil {
@@ -274,16 +287,8 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 			return fmt.Errorf("serve: cannot listen on %s (%w); stop what uses it or choose another --addr", opts.Addr, err)
 		}
 	}
-	srv := &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(handler, slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
 	attrs := []any{"addr", "http://" + ln.Addr().String(), "redis", conn.Backend,
-		"algorithm", opts.Algorithm, "policy", opts.Policy.Describe(), "store", opts.Store, "key_by", opts.KeyBy,
+		"algorithm", opts.Algorithm, "policy", opts.Policy.Describe(), "store", opts.Store, "key_by", opts.KeyBy, "ipv6_prefix", cmp.Or(opts.IPv6Prefix, algorithms.DefaultIPv6Prefix),
 		"on_redis_error", opts.OnRedisError, "backend_delay", opts.BackendDelay, "cache_ttl", opts.CacheTTL,
 		"local_cache_ttl", opts.LocalCacheTTL}
 	for _, r := range opts.Rules {
@@ -308,8 +313,11 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// The grace period is the promise: what has not finished by then (a client
+		// still sending its body, a request still waiting) is cut, and the stop that
+		// was asked for is done on time.
 		_ = srv.Close()
-		return fmt.Errorf("serve: in-flight requests did not finish within --shutdown-timeout %s: %w", opts.ShutdownTimeout, err)
+		log.Warn("requests still in flight after --shutdown-timeout were cut", "timeout", opts.ShutdownTimeout)
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)

@@ -3,9 +3,11 @@ package commands_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -195,6 +197,10 @@ func TestServeValidate(t *testing.T) {
 		{"zero check timeout", func(o *commands.ServeOptions) { o.CheckTimeout = 0 }, "--check-timeout 0"},
 		{"bad key-by", func(o *commands.ServeOptions) { o.KeyBy = "cookie" }, `--key-by "cookie"`},
 		{"bad fail mode", func(o *commands.ServeOptions) { o.OnRedisError = "maybe" }, `--on-redis-error "maybe"`},
+		{"ipv6 prefix too short", func(o *commands.ServeOptions) { o.IPv6Prefix = 32 }, "--ipv6-prefix: invalid IPv6 prefix length: 32; choose 48 to 128"},
+		{"ipv6 prefix too long", func(o *commands.ServeOptions) { o.IPv6Prefix = 129 }, "choose 48 to 128"},
+		{"api key without a secret", func(o *commands.ServeOptions) { o.KeyBy = productapi.KeyByAPIKey }, "--key-by api-key needs the secret"},
+		{"api key with a weak secret", func(o *commands.ServeOptions) { o.KeyBy, o.APIKeySecret = productapi.KeyByAPIKey, "hunter2" }, "at least 16"},
 		{"bad log format", func(o *commands.ServeOptions) { o.LogFormat = "xml" }, `--log-format "xml"`},
 		{"bad log level", func(o *commands.ServeOptions) { o.LogLevel = "loud" }, `--log-level "loud"`},
 		{"two rules for one class", func(o *commands.ServeOptions) {
@@ -208,9 +214,6 @@ func TestServeValidate(t *testing.T) {
 		err := o.Validate()
 		if commands.ExitCode(err) != commands.ExitUsage || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v (exit %d); want a usage error with %q", tt.name, err, commands.ExitCode(err), tt.want)
-		}
-		if err := commands.Serve(context.Background(), o, commands.IO{Out: io.Discard, ErrOut: io.Discard}); commands.ExitCode(err) != commands.ExitUsage {
-			t.Errorf("%s: Serve returned %v; want the usage error before starting", tt.name, err)
 		}
 	}
 }
@@ -263,5 +266,91 @@ func TestServeRedisUnreachable(t *testing.T) {
 	if commands.ExitCode(err) != commands.ExitFailure || !strings.Contains(err.Error(), "cannot reach Redis") ||
 		!strings.Contains(err.Error(), "start redis-server") {
 		t.Errorf("Serve with no Redis: %v; want exit 1 saying what to do", err)
+	}
+}
+
+// slowPut opens a connection and starts a PUT whose body never finishes: the headers
+// promise 64 bytes, and one comes.
+func slowPut(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	req := "PUT /products/1 HTTP/1.1\r\nHost: ratelab\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{"
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// putsInHandlers waits until n PUTs have passed the limiter, so that their handlers
+// are reading their bodies: /metrics counts a request before its handler runs.
+func putsInHandlers(t *testing.T, url string, n int) {
+	t.Helper()
+	want := `ratelab_http_requests_total{algorithm="sliding-log",decision="allowed",route="PUT /products/{id}"} ` + strconv.Itoa(n)
+	for i := 0; ; i++ {
+		res, err := http.Get(url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(body), want) {
+			return
+		}
+		if i == 1000 {
+			t.Fatalf("%d PUTs never reached their handlers:\n%s", n, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServeReadTimeoutClosesSlowBodies: a client that sends its body a byte at a time
+// is cut off by --read-timeout instead of holding its connection for ever.
+func TestServeReadTimeoutClosesSlowBodies(t *testing.T) {
+	opts := serveOpts(t, "")
+	opts.Policy.Limit = 100
+	opts.ReadTimeout = 300 * time.Millisecond
+	_, logs, _ := startServe(t, opts)
+	c := slowPut(t, opts.Listener.Addr().String())
+	// The server ends the request: an error answer, then the close (EOF). A bound on
+	// the wait keeps a broken server from hanging the test; it is far above the timeout.
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got, err := io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the slow body still held its connection after 20s (read timeout 300ms); got %q\n%s", got, logs)
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 400") && len(got) != 0 {
+		t.Errorf("a body cut by the read timeout got %q; want a 400 or a plain close", got)
+	}
+}
+
+// TestServeShutdownWithSlowClients: SIGTERM while five clients hold half-sent bodies
+// stops the server at --shutdown-timeout with success, cutting them.
+func TestServeShutdownWithSlowClients(t *testing.T) {
+	opts := serveOpts(t, "")
+	opts.Policy.Limit = 100
+	opts.ReadTimeout = time.Hour // only the shutdown may end them
+	opts.ShutdownTimeout = 500 * time.Millisecond
+	url, logs, stop := startServe(t, opts)
+	conns := make([]net.Conn, 5)
+	for i := range conns {
+		conns[i] = slowPut(t, opts.Listener.Addr().String())
+	}
+	putsInHandlers(t, url, len(conns))
+	if err := stop(); err != nil {
+		t.Fatalf("Serve with slow clients at shutdown: %v (exit %d); want success once the grace is over\n%s", err, commands.ExitCode(err), logs)
+	}
+	if !strings.Contains(logs.String(), "were cut") {
+		t.Errorf("the logs do not say requests were cut:\n%s", logs)
+	}
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("slow client %d: still open after the server stopped: %v", i, err)
+		}
 	}
 }

@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ratelab/ratelab/internal/cache"
+	"github.com/ratelab/ratelab/internal/wire"
 )
 
 // ErrNotLoopback is wrapped by the error for a target that is not a loopback address:
@@ -39,7 +40,7 @@ type HTTPTarget struct {
 	// policies holds the first RateLimit-Policy header each target answered with.
 	policies []atomic.Pointer[string]
 	// sources counts answers by their X-Cache header.
-	sources sync.Map // string → *atomic.Int64
+	sources sync.Map // cache.Source → *atomic.Int64
 	// Record, when set, receives each decision read from a response (the client's
 	// clock stands for the server's), with the check's latency from the response's
 	// Server-Timing: the burst analysis of nodes ratelab does not run.
@@ -140,21 +141,6 @@ func (t *HTTPTarget) startOn(ctx context.Context, n int, product int32, identity
 	return waited, nil
 }
 
-// Send sends one request and waits for what became of it (Cancelled when ctx ends
-// first): Start for a caller that waits.
-func (t *HTTPTarget) Send(ctx context.Context, a Arrival) Status {
-	answer := make(chan Status, 1)
-	if _, err := t.Start(ctx, a, func(s Status) { answer <- s }); err != nil {
-		return Cancelled
-	}
-	select {
-	case s := <-answer:
-		return s
-	case <-ctx.Done():
-		return Cancelled
-	}
-}
-
 // decide reads the decision from an answer: the status (200 allowed, 429 denied,
 // anything else failed) and, from a ratelab serve node, the Server-Timing header: the
 // check's latency, and whether the check failed (a 200 then is a fail-open admission,
@@ -162,16 +148,16 @@ func (t *HTTPTarget) Send(ctx context.Context, a Arrival) Status {
 // target's RateLimit-Policy, and records the decision.
 func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) Status {
 	if t.policies[n.index].Load() == nil {
-		if p := resp.Header.Get("RateLimit-Policy"); p != "" {
+		if p := resp.Header.Get(wire.HeaderRateLimitPolicy); p != "" {
 			t.policies[n.index].CompareAndSwap(nil, &p)
 		}
 	}
-	if src := resp.Header.Get("X-Cache"); src != "" {
+	if src, ok := wire.ParseXCache(resp.Header.Get(wire.HeaderXCache)); ok {
 		t.countSource(src)
 	}
-	took, outcome, timed := ParseServerTiming(resp.Header.Values("Server-Timing"))
+	took, outcome, timed := wire.ParseServerTiming(resp.Header.Values(wire.HeaderServerTiming))
 	var checkErr error
-	if timed && outcome == "error" {
+	if timed && outcome == wire.CheckError {
 		checkErr = ErrCheckFailed
 	}
 	var status Status
@@ -191,34 +177,7 @@ func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) Statu
 	return status
 }
 
-// ParseServerTiming finds the limiter check's metric (ratelimit;dur=<ms>;desc="<outcome>")
-// among Server-Timing header values and returns its duration and outcome; ok is false
-// when no value carries it.
-func ParseServerTiming(values []string) (took time.Duration, outcome string, ok bool) {
-	for _, v := range values {
-		for metric := range strings.SplitSeq(v, ",") {
-			params := strings.Split(metric, ";")
-			if strings.TrimSpace(params[0]) != "ratelimit" {
-				continue
-			}
-			for _, p := range params[1:] {
-				name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
-				switch strings.ToLower(name) {
-				case "dur":
-					if ms, err := strconv.ParseFloat(value, 64); err == nil && ms >= 0 {
-						took = time.Duration(ms * float64(time.Millisecond))
-					}
-				case "desc":
-					outcome = strings.Trim(value, `"`)
-				}
-			}
-			return took, outcome, true
-		}
-	}
-	return 0, "", false
-}
-
-func (t *HTTPTarget) countSource(src string) {
+func (t *HTTPTarget) countSource(src cache.Source) {
 	c, ok := t.sources.Load(src)
 	if !ok {
 		c, _ = t.sources.LoadOrStore(src, new(atomic.Int64))
@@ -227,11 +186,12 @@ func (t *HTTPTarget) countSource(src string) {
 }
 
 // Sources counts the answers by their X-Cache header (local, redis, wait, miss,
-// shared, bypass from a ratelab serve node).
-func (t *HTTPTarget) Sources() map[string]int64 {
-	out := make(map[string]int64)
+// shared, bypass from a ratelab serve node); values a ratelab node does not send are
+// not counted.
+func (t *HTTPTarget) Sources() map[cache.Source]int64 {
+	out := make(map[cache.Source]int64)
 	t.sources.Range(func(k, v any) bool {
-		out[k.(string)] = v.(*atomic.Int64).Load()
+		out[k.(cache.Source)] = v.(*atomic.Int64).Load()
 		return true
 	})
 	return out
@@ -278,9 +238,11 @@ func (t *HTTPTarget) Abort() {
 func (t *HTTPTarget) Close() {
 	t.closeOnce.Do(func() {
 		t.Abort()
-		t.starting.Lock() // no request is being handed over any more
-		t.starting.Unlock()
+		// Once the write lock is held no request is being handed over, and none
+		// will be: Start sees closing.
+		t.starting.Lock()
 		close(t.closed)
+		t.starting.Unlock()
 		t.readers.Wait()
 	})
 }

@@ -11,7 +11,7 @@ import (
 // Status is what became of one request.
 type Status uint8
 
-// The statuses a SendFunc reports.
+// The statuses a Starter reports.
 const (
 	// Allowed: the API served the request.
 	Allowed Status = iota
@@ -22,10 +22,6 @@ const (
 	// Cancelled: the run stopped (Ctrl-C, or the drain time ran out) before the answer came.
 	Cancelled
 )
-
-// SendFunc sends one request and reports what became of it. It is called from many
-// goroutines at once.
-type SendFunc func(ctx context.Context, a Arrival) Status
 
 // A Starter sends a request without waiting for its answer: Start returns once the
 // request is written (waited reports that it first waited for a free connection) and
@@ -39,6 +35,8 @@ type Starter interface {
 
 // Defaults for a Runner.
 const (
+	// DefaultWorkers bounds the requests in flight: the connections a target keeps
+	// open per node.
 	DefaultWorkers   = 512
 	DefaultLateAfter = time.Millisecond
 	DefaultDrain     = 10 * time.Second
@@ -49,27 +47,23 @@ const (
 )
 
 // Runner sends a schedule open loop: a pacer, on a real-time thread where the OS
-// permits it, follows the schedule and hands each request, at its intended time, to a
-// bounded pool of workers. When every worker is busy the pacer waits, the requests it holds go out late, and the lateness is
-// counted and included in their latency: end-to-end latency is measured from each
-// request's intended send time, so a saturated generator cannot hide (no coordinated
-// omission).
+// permits it, follows the schedule and writes each request itself, at its intended
+// time, through a Starter. When every connection is busy the pacer waits, the requests
+// it holds go out late, and the lateness is counted and included in their latency:
+// end-to-end latency is measured from each request's intended send time, so a
+// saturated generator cannot hide (no coordinated omission).
 type Runner struct {
 	Schedule *Schedule
-	// Starter, when set, sends: the pacer writes each request itself, and Send and
-	// Workers are not used. A send is then late when its write is.
+	// Starter sends: Start returns once the request is written, and a send is late
+	// when its write is.
 	Starter Starter
-	// Send sends, from a pool of Workers goroutines, when there is no Starter.
-	Send SendFunc
-	// Workers bounds the requests in flight (DefaultWorkers when 0).
-	Workers int
 	// LateAfter is how far behind its intended time a request may go out before it
 	// counts as a late send (DefaultLateAfter when 0).
 	LateAfter time.Duration
 	// Drain is how long requests in flight may take after the last send before they
 	// are cancelled (DefaultDrain when 0).
 	Drain time.Duration
-	// Progress, when set, is called after each dispatched request, from one goroutine.
+	// Progress, when set, is called after each sent request, from one goroutine.
 	Progress func()
 }
 
@@ -89,14 +83,14 @@ type Result struct {
 	AchievedRPS float64 `json:"achieved_rps"`
 	// Interrupted reports that the context was cancelled before the schedule ended.
 	Interrupted bool `json:"interrupted"`
-	// E2E is the end-to-end latency from intended send time to answer, merged over workers.
+	// E2E is the end-to-end latency from intended send time to answer, merged over the answers.
 	E2E *hdrhistogram.Histogram `json:"-"`
-	// SendLag is how far behind its intended time each request went out, merged over workers.
+	// SendLag is how far behind its intended time each request went out.
 	SendLag *hdrhistogram.Histogram `json:"-"`
-	// PacerLag is how far behind its intended time the pacer was ready to hand each
-	// request to a worker; PacerLate counts those more than LateAfter behind. PoolFull
-	// counts the hand-offs that found every worker busy and waited. With PoolFull at 0,
-	// the pacer's lag is the OS running it late: the machine, not the generator's pool.
+	// PacerLag is how far behind its intended time the pacer was ready to write each
+	// request; PacerLate counts those more than LateAfter behind. PoolFull counts the
+	// sends that found every connection busy and waited. With PoolFull at 0, the
+	// pacer's lag is the OS running it late: the machine, not the generator's pool.
 	PacerLag  *hdrhistogram.Histogram `json:"-"`
 	PacerLate int64                   `json:"pacer_late"`
 	PoolFull  int64                   `json:"pool_full"`
@@ -134,112 +128,6 @@ func (a *answers) addTo(res *Result) {
 	res.Errors += a.errors
 	res.Cancelled += a.cancelled
 	res.E2E.Merge(a.e2e)
-}
-
-type workerStats struct {
-	answers
-	late int64
-	lag  *hdrhistogram.Histogram
-}
-
-// Run sends the schedule with schedule time 0 at start (which may be in the future)
-// and returns what it measured. Cancelling ctx stops the sending; requests in flight
-// get a moment to finish, and the result covers what was sent.
-func (r Runner) Run(ctx context.Context, start time.Time) Result {
-	if r.Starter != nil {
-		return r.runStarted(ctx, start)
-	}
-	workers := cmpOr(r.Workers, DefaultWorkers)
-	lateAfter := cmpOr(r.LateAfter, DefaultLateAfter)
-	drain := cmpOr(r.Drain, DefaultDrain)
-	arrivals := r.Schedule.Arrivals
-
-	// Requests in flight outlive ctx by a grace period, so Ctrl-C still gets answers.
-	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRequests()
-	jobs := make(chan int)
-	stats := make([]workerStats, workers)
-	var wg, ready sync.WaitGroup
-	ready.Add(workers)
-	for w := range workers {
-		wg.Go(func() {
-			st := &stats[w]
-			st.e2e, st.lag = NewE2EHistogram(), NewE2EHistogram()
-			ready.Done()
-			for i := range jobs {
-				a := arrivals[i]
-				intended := start.Add(a.At)
-				lag := time.Since(intended)
-				record(st.lag, lag)
-				if lag > lateAfter {
-					st.late++
-				}
-				st.answer(r.Send(reqCtx, a), intended)
-			}
-		})
-	}
-
-	// The pacer starts when every worker is up, so the first requests find them waiting.
-	ready.Wait()
-	res := Result{PacerLag: NewE2EHistogram()}
-	sent := 0
-	paced := make(chan struct{})
-	go func() {
-		defer close(paced)
-		res.PacerRealtime = realtimePacer()
-		sent, res.Interrupted = r.pace(ctx, start, jobs, lateAfter, &res)
-	}()
-	<-paced
-	res.Elapsed = max(0, time.Since(start))
-	close(jobs)
-
-	grace := drain
-	if res.Interrupted {
-		grace = min(grace, interruptGrace)
-	}
-	stopper := time.AfterFunc(grace, cancelRequests)
-	wg.Wait()
-	stopper.Stop()
-
-	res.Sent = int64(sent)
-	res.E2E, res.SendLag = NewE2EHistogram(), NewE2EHistogram()
-	for i := range stats {
-		st := &stats[i]
-		st.addTo(&res)
-		res.Late += st.late
-		res.SendLag.Merge(st.lag)
-	}
-	if res.Elapsed > 0 {
-		res.AchievedRPS = float64(res.Sent) / res.Elapsed.Seconds()
-	}
-	return res
-}
-
-// pace is the pacer: it follows the schedule and hands each request, at its intended
-// time, to a worker, counting how often it found every worker busy.
-func (r Runner) pace(ctx context.Context, start time.Time, jobs chan<- int, lateAfter time.Duration, res *Result) (sent int, interrupted bool) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		if _, ok := r.due(ctx, start, sent, lateAfter, timer, res); !ok {
-			return sent, res.Interrupted
-		}
-		select {
-		case jobs <- sent:
-		default:
-			// Every worker is busy: wait for one, and count that the pool held us up.
-			res.PoolFull++
-			select {
-			case jobs <- sent:
-			case <-ctx.Done():
-				return sent, true
-			}
-		}
-		sent++
-		if r.Progress != nil {
-			r.Progress()
-		}
-	}
 }
 
 // due waits until request sent is due and returns its intended time, having recorded
@@ -291,9 +179,11 @@ type startedStats struct {
 // startedShards spreads the answers' bookkeeping over locks.
 const startedShards = 32
 
-// runStarted is Run with a Starter: the pacer writes each request itself, at its
-// intended time, and the answers are counted as they come.
-func (r Runner) runStarted(ctx context.Context, start time.Time) Result {
+// Run sends the schedule with schedule time 0 at start (which may be in the future)
+// and returns what it measured: the pacer writes each request itself, at its intended
+// time, and the answers are counted as they come. Cancelling ctx stops the sending;
+// requests in flight get a moment to finish, and the result covers what was sent.
+func (r Runner) Run(ctx context.Context, start time.Time) Result {
 	lateAfter := cmpOr(r.LateAfter, DefaultLateAfter)
 	drain := cmpOr(r.Drain, DefaultDrain)
 	arrivals := r.Schedule.Arrivals

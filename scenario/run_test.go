@@ -36,7 +36,7 @@ func TestRunnerSendsEveryArrivalOnce(t *testing.T) {
 		return Failed
 	}
 	progress := 0
-	res := Runner{Schedule: s, Send: send, Workers: 8, Progress: func() { progress++ }}.Run(context.Background(), time.Now())
+	res := Runner{Schedule: s, Starter: newSendStarter(send, 8), Progress: func() { progress++ }}.Run(context.Background(), time.Now())
 	if res.Sent != int64(len(s.Arrivals)) || calls.Load() != res.Sent || progress != len(s.Arrivals) {
 		t.Fatalf("sent %d, calls %d, progress %d; schedule has %d", res.Sent, calls.Load(), progress, len(s.Arrivals))
 	}
@@ -59,7 +59,7 @@ func TestRunnerCountsLateSendsWhenSaturated(t *testing.T) {
 		s.Arrivals = append(s.Arrivals, Arrival{At: time.Duration(i) * time.Millisecond})
 	}
 	send := func(context.Context, Arrival) Status { time.Sleep(20 * time.Millisecond); return Allowed }
-	res := Runner{Schedule: s, Send: send, Workers: 1}.Run(context.Background(), time.Now())
+	res := Runner{Schedule: s, Starter: newSendStarter(send, 1)}.Run(context.Background(), time.Now())
 	if res.Late < 9 {
 		t.Fatalf("late sends %d; want at least 9 of 10", res.Late)
 	}
@@ -83,7 +83,7 @@ func TestRunnerPoolFullOnlyWhenWorkersAreBusy(t *testing.T) {
 		s.Arrivals = append(s.Arrivals, Arrival{At: time.Duration(i) * 2 * time.Millisecond})
 	}
 	send := func(context.Context, Arrival) Status { return Allowed }
-	res := Runner{Schedule: s, Send: send, Workers: 16}.Run(context.Background(), time.Now())
+	res := Runner{Schedule: s, Starter: newSendStarter(send, 16)}.Run(context.Background(), time.Now())
 	if res.Sent != 20 || res.PoolFull != 0 || res.PacerLag.TotalCount() != 20 {
 		t.Fatalf("sent %d, pool full %d times, pacer lag for %d; want 20, 0, 20", res.Sent, res.PoolFull, res.PacerLag.TotalCount())
 	}
@@ -108,11 +108,52 @@ func TestRunnerStopsOnCancel(t *testing.T) {
 		}
 		return Allowed
 	}
-	res := Runner{Schedule: s, Send: send}.Run(ctx, time.Now())
+	res := Runner{Schedule: s, Starter: newSendStarter(send, DefaultWorkers)}.Run(ctx, time.Now())
 	if !res.Interrupted || res.Sent != 2 || res.Allowed != 1 || res.Cancelled != 1 {
 		t.Fatalf("after cancel: %+v", res)
 	}
 }
+
+// sendStarter is a Starter of conns connections that answers each request with send,
+// from a goroutine of its own: Start waits for a free connection when every one is
+// busy (and says it waited), as HTTPTarget does.
+type sendStarter struct {
+	send  func(context.Context, Arrival) Status
+	free  chan struct{}
+	ctx   context.Context
+	abort context.CancelFunc
+}
+
+func newSendStarter(send func(context.Context, Arrival) Status, conns int) *sendStarter {
+	ctx, abort := context.WithCancel(context.Background())
+	s := &sendStarter{send: send, free: make(chan struct{}, conns), ctx: ctx, abort: abort}
+	for range conns {
+		s.free <- struct{}{}
+	}
+	return s
+}
+
+func (s *sendStarter) Start(ctx context.Context, a Arrival, done func(Status)) (bool, error) {
+	waited := false
+	select {
+	case <-s.free:
+	default:
+		waited = true
+		select {
+		case <-s.free:
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+	}
+	go func() {
+		st := s.send(s.ctx, a)
+		s.free <- struct{}{}
+		done(st)
+	}()
+	return waited, nil
+}
+
+func (s *sendStarter) Abort() { s.abort() }
 
 // fakeStarter answers each request after delay from its own goroutine; with hang it
 // answers only when aborted.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/ratelab/ratelab/algorithms"
 )
 
 // MaxIDLen bounds an id. Ids become part of key names, so they are short and plain.
-const MaxIDLen = 64
+const MaxIDLen = algorithms.MaxProductIDLen
 
 // Errors from the cache.
 var (
@@ -26,18 +28,8 @@ var (
 // ValidateID checks that id can be a product id: 1 to MaxIDLen characters of
 // [A-Za-z0-9_-]. Nothing else ever becomes part of a key name.
 func ValidateID(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidID)
-	}
-	if len(id) > MaxIDLen {
-		return fmt.Errorf("%w: %d characters; at most %d are allowed", ErrInvalidID, len(id), MaxIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
-		if !ok {
-			return fmt.Errorf("%w: it contains %q; use letters, digits, '_' or '-'", ErrInvalidID, c)
-		}
+	if problem := algorithms.ProductIDProblem(id); problem != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidID, problem)
 	}
 	return nil
 }

@@ -291,7 +291,11 @@ func TestBadInput(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	backend := productapi.NewBackend(0, 0)
 	h := newAPI(t, productapi.Config{Backend: backend, Limiter: lim, Cache: c, TrustedProxies: mustPrefixes(t, "10.0.0.0/8")}).Handler()
-	apiKeyed := newAPI(t, productapi.Config{Backend: backend, Limiter: lim, Cache: c, KeyBy: productapi.KeyByAPIKey}).Handler()
+	hasher, err := algorithms.NewAPIKeyHasher([]byte("the secret of TestBadInput"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiKeyed := newAPI(t, productapi.Config{Backend: backend, Limiter: lim, Cache: c, KeyBy: productapi.KeyByAPIKey, APIKeys: hasher}).Handler()
 	remote := "192.0.2.50:1"
 	tests := []struct {
 		name, method, target string

@@ -110,6 +110,9 @@ func get(t *testing.T, method, url string, body io.Reader) (int, http.Header, []
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Errorf("%s %s: %v", method, url, err)
@@ -143,11 +146,19 @@ func decodeError(t *testing.T, body []byte) string {
 	return e.Error
 }
 
+// httptestRequest is a request from remote with headers as "Name: value" pairs; a
+// body is sent as application/json unless headers set a Content-Type.
 func httptestRequest(method, target, body, remote string, headers []string) *http.Request {
 	r := httptest.NewRequest(method, target, strings.NewReader(body))
 	r.RemoteAddr = remote
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
 	for _, kv := range headers {
 		k, v, _ := strings.Cut(kv, ":")
+		if http.CanonicalHeaderKey(strings.TrimSpace(k)) == "Content-Type" {
+			r.Header.Del("Content-Type")
+		}
 		r.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	return r

@@ -17,8 +17,9 @@ type KeyBy string
 const (
 	// KeyByIP identifies a client by its IP address (see ClientIP).
 	KeyByIP KeyBy = "ip"
-	// KeyByAPIKey identifies a client by its X-API-Key header, hashed with
-	// algorithms.APIKeyIdentity so the key never reaches Redis in clear.
+	// KeyByAPIKey identifies a client by its X-API-Key header, hashed with a
+	// server secret (algorithms.APIKeyHasher) so the key never reaches Redis in
+	// clear and cannot be guessed from what Redis holds.
 	KeyByAPIKey KeyBy = "api-key"
 )
 
@@ -106,23 +107,64 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
 	return client, nil
 }
 
-// Identity is the rate limiter's identity for r under keyBy.
-func Identity(r *http.Request, keyBy KeyBy, trusted []netip.Prefix) (string, error) {
-	if keyBy == KeyByAPIKey {
+// Identifier says which client a request comes from, for the rate limiter.
+type Identifier struct {
+	// KeyBy says what identifies a client; empty means KeyByIP.
+	KeyBy KeyBy
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed (see ClientIP).
+	TrustedProxies []netip.Prefix
+	// IPv6Prefix groups IPv6 clients by their network of this many bits (see
+	// algorithms.IPIdentity); 0 means algorithms.DefaultIPv6Prefix.
+	IPv6Prefix int
+	// APIKeys hashes API keys into identities; required with KeyByAPIKey.
+	APIKeys *algorithms.APIKeyHasher
+}
+
+// check fills in the defaults and refuses what cannot identify anyone.
+func (id *Identifier) check() error {
+	if id.KeyBy == "" {
+		id.KeyBy = KeyByIP
+	}
+	if _, err := ParseKeyBy(string(id.KeyBy)); err != nil {
+		return err
+	}
+	if id.IPv6Prefix == 0 {
+		id.IPv6Prefix = algorithms.DefaultIPv6Prefix
+	}
+	if err := algorithms.CheckIPv6Prefix(id.IPv6Prefix); err != nil {
+		return err
+	}
+	if id.KeyBy == KeyByAPIKey && id.APIKeys == nil {
+		return fmt.Errorf("key-by %s needs an API key hasher (a server secret) to hash keys with", KeyByAPIKey)
+	}
+	return nil
+}
+
+// Identity is the rate limiter's identity for r: under KeyByIP the client's address
+// (ClientIP), an IPv6 one grouped by its network of IPv6Prefix bits, e.g.
+// "2001:db8::/64"; under KeyByAPIKey the X-API-Key header hashed by APIKeys.
+func (id Identifier) Identity(r *http.Request) (string, error) {
+	if id.KeyBy == KeyByAPIKey {
 		key := r.Header.Get(APIKeyHeader)
 		switch {
 		case key == "":
 			return "", fmt.Errorf("%w: the %s header is missing", errIdentity, APIKeyHeader)
 		case len(key) > MaxAPIKeyLen:
 			return "", fmt.Errorf("%w: the %s header has %d characters; at most %d are allowed", errIdentity, APIKeyHeader, len(key), MaxAPIKeyLen)
+		case id.APIKeys == nil:
+			return "", fmt.Errorf("%w: this server has no secret to hash API keys with", errIdentity)
 		}
-		return algorithms.APIKeyIdentity(key), nil
+		return id.APIKeys.Identity(key), nil
 	}
-	ip, err := ClientIP(r, trusted)
+	ip, err := ClientIP(r, id.TrustedProxies)
 	if err != nil {
 		return "", err
 	}
-	return ip.String(), nil
+	bits := id.IPv6Prefix
+	if bits == 0 {
+		bits = algorithms.DefaultIPv6Prefix
+	}
+	return algorithms.IPIdentity(ip, bits), nil
 }
 
 // parseHostAddr reads "1.2.3.4", "1.2.3.4:80", "::1", "[::1]:80", dropping zones and

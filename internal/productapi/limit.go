@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/internal/wire"
 )
 
 // The decision label of ratelab_http_requests_total.
@@ -39,7 +40,7 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 			return
 		}
 		alg := lim.Algorithm()
-		id, err := Identity(r, a.cfg.KeyBy, a.cfg.TrustedProxies)
+		id, err := a.ident.Identity(r)
 		if err != nil {
 			a.metrics.requests.WithLabelValues(route, decisionRejected, alg).Inc()
 			code := http.StatusBadRequest
@@ -69,7 +70,7 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 		if !d.Allowed {
 			a.metrics.requests.WithLabelValues(route, decisionDenied, alg).Inc()
 			retry := ceilSeconds(d.RetryAfter)
-			w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+			w.Header().Set(wire.HeaderRetryAfter, strconv.FormatInt(retry, 10))
 			writeJSON(w, http.StatusTooManyRequests, deniedBody{
 				Error:             "rate limit exceeded; retry after " + strconv.FormatInt(retry, 10) + "s",
 				Status:            http.StatusTooManyRequests,
@@ -120,14 +121,14 @@ func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg s
 			decision, msg = decisionTimeout, "the rate limiter did not answer in time; retry later"
 		}
 		a.metrics.requests.WithLabelValues(route, decision, alg).Inc()
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set(wire.HeaderRetryAfter, "1")
 		writeError(w, http.StatusServiceUnavailable, "%s", msg)
 		return
 	}
 	if a.cfg.OnLimiterError == FailClosed {
 		a.metrics.failModes.WithLabelValues(string(FailClosed)).Inc()
 		a.metrics.requests.WithLabelValues(route, decisionFailClosed, alg).Inc()
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set(wire.HeaderRetryAfter, "1")
 		writeError(w, http.StatusServiceUnavailable, "the rate limiter is unavailable and this server fails closed; retry later")
 		return
 	}
@@ -144,44 +145,24 @@ func setRateLimitHeaders(h http.Header, name string, p algorithms.Policy, d algo
 	if !d.Allowed {
 		reset = ceilSeconds(d.RetryAfter)
 	}
-	limit := strconv.FormatInt(d.Limit, 10)
-	remaining := strconv.FormatInt(d.Remaining, 10)
-	resetS := strconv.FormatInt(reset, 10)
-	h.Set("RateLimit-Policy", strconv.Quote(name)+";q="+limit+";w="+strconv.FormatInt(ceilSeconds(p.Window), 10))
-	h.Set("RateLimit", strconv.Quote(name)+";r="+remaining+";t="+resetS)
-	h.Set("X-RateLimit-Limit", limit)
-	h.Set("X-RateLimit-Remaining", remaining)
-	h.Set("X-RateLimit-Reset", resetS)
+	h.Set(wire.HeaderRateLimitPolicy, wire.FormatRateLimitPolicy(wire.RateLimitPolicy{Name: name, Quota: d.Limit, Window: ceilSeconds(p.Window)}))
+	h.Set(wire.HeaderRateLimit, wire.FormatRateLimit(wire.RateLimit{Name: name, Remaining: d.Remaining, Reset: reset}))
+	h.Set(wire.HeaderXRateLimitLimit, strconv.FormatInt(d.Limit, 10))
+	h.Set(wire.HeaderXRateLimitRemaining, strconv.FormatInt(d.Remaining, 10))
+	h.Set(wire.HeaderXRateLimitReset, strconv.FormatInt(reset, 10))
 }
 
-// The Server-Timing metric of the limiter check, and its outcomes (the desc parameter):
-// a client such as ratelab hammer --target reads the decision and the check's own
-// latency from it.
-const (
-	ServerTimingMetric = "ratelimit"
-	CheckAllowed       = "allowed"
-	CheckDenied        = "denied"
-	CheckError         = "error"
-)
-
-// setServerTiming writes `Server-Timing: ratelimit;dur=0.231;desc="allowed"`: how long
-// the limiter check took, in milliseconds, and what it decided ("error" when it failed
-// and the fail mode decided instead).
+// setServerTiming writes the limiter check's Server-Timing: how long it took and what
+// it decided ("error" when it failed and the fail mode decided instead).
 func setServerTiming(h http.Header, took time.Duration, d algorithms.Decision, err error) {
-	outcome := CheckAllowed
+	outcome := wire.CheckAllowed
 	switch {
 	case err != nil:
-		outcome = CheckError
+		outcome = wire.CheckError
 	case !d.Allowed:
-		outcome = CheckDenied
+		outcome = wire.CheckDenied
 	}
-	b := make([]byte, 0, 48)
-	b = append(b, ServerTimingMetric+";dur="...)
-	b = strconv.AppendFloat(b, float64(took)/float64(time.Millisecond), 'f', 3, 64)
-	b = append(b, `;desc="`...)
-	b = append(b, outcome...)
-	b = append(b, '"')
-	h.Set("Server-Timing", string(b))
+	h.Set(wire.HeaderServerTiming, wire.FormatServerTiming(took, outcome))
 }
 
 // ceilSeconds rounds d up to whole seconds, at least 1 for any positive d.

@@ -14,7 +14,7 @@ import (
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/productapi"
 	"github.com/ratelab/ratelab/internal/redistest"
-	"github.com/ratelab/ratelab/scenario"
+	"github.com/ratelab/ratelab/internal/wire"
 )
 
 // TestGlobalLimitAcrossNodes: three API servers sharing one Redis admit one client
@@ -174,11 +174,11 @@ func TestRateLimitHeaders(t *testing.T) {
 							t.Errorf("response %d (%d) has no %s header", i, w.Code, name)
 						}
 					}
-					wantOutcome := productapi.CheckAllowed
+					wantOutcome := wire.CheckAllowed
 					if w.Code == http.StatusTooManyRequests {
-						wantOutcome = productapi.CheckDenied
+						wantOutcome = wire.CheckDenied
 					}
-					if took, outcome, ok := scenario.ParseServerTiming(w.Header().Values("Server-Timing")); !ok || outcome != wantOutcome || took <= 0 {
+					if took, outcome, ok := wire.ParseServerTiming(w.Header().Values("Server-Timing")); !ok || outcome != wantOutcome || took <= 0 {
 						t.Errorf("response %d (%d): Server-Timing %q; want the check's duration and %q",
 							i, w.Code, w.Header().Values("Server-Timing"), wantOutcome)
 					}
@@ -291,9 +291,10 @@ func TestCheckTimeout(t *testing.T) {
 		answer := func() (int, string) {
 			w := do(h, "GET", "/products/1", "192.0.2.77:1")
 			// Server-Timing tells a load generator the check failed, and how long it took.
-			st, outcome, ok := scenario.ParseServerTiming(w.Header().Values("Server-Timing"))
-			if !ok || outcome != productapi.CheckError || st < budget || st > budget+10*time.Millisecond {
-				t.Errorf("%s: Server-Timing %q; want the %s budget (+10ms) and desc %q", mode, w.Header().Values("Server-Timing"), budget, productapi.CheckError)
+			st, outcome, ok := wire.ParseServerTiming(w.Header().Values("Server-Timing"))
+			// How closely the budget holds is TestStall's, with real faults.
+			if !ok || outcome != wire.CheckError || st < budget {
+				t.Errorf("%s: Server-Timing %q; want the %s budget and desc %q", mode, w.Header().Values("Server-Timing"), budget, wire.CheckError)
 			}
 			if w.Code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 				t.Errorf("%s: 503 without Retry-After", mode)

@@ -14,9 +14,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +27,7 @@ import (
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/cache"
 	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/internal/wire"
 )
 
 // The routes, as ServeMux patterns; they are also the route label of the metrics.
@@ -108,6 +111,12 @@ type Config struct {
 	KeyBy KeyBy
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed (see ClientIP).
 	TrustedProxies []netip.Prefix
+	// IPv6Prefix groups IPv6 clients by their network of this many bits, 48 to 128
+	// (algorithms.IPIdentity); 0 means algorithms.DefaultIPv6Prefix, a /64.
+	IPv6Prefix int
+	// APIKeys hashes X-API-Key values into identities under the server's secret;
+	// required with KeyByAPIKey. Nodes that share a limit need the same secret.
+	APIKeys *algorithms.APIKeyHasher
 	// CheckTimeout is the time budget of one limiter check; 0 means DefaultCheckTimeout.
 	CheckTimeout time.Duration
 	// OnLimiterError decides requests whose check failed; empty means FailOpen.
@@ -145,6 +154,7 @@ type API struct {
 	metrics *metrics
 	reg     prometheus.Registerer
 	mux     *http.ServeMux
+	ident   Identifier
 	slots   slots
 	outage  *outage
 }
@@ -154,12 +164,11 @@ func New(cfg Config) (*API, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("productapi: Config.Backend is required")
 	}
-	if cfg.KeyBy == "" {
-		cfg.KeyBy = KeyByIP
-	}
-	if _, err := ParseKeyBy(string(cfg.KeyBy)); err != nil {
+	ident := Identifier{KeyBy: cfg.KeyBy, TrustedProxies: cfg.TrustedProxies, IPv6Prefix: cfg.IPv6Prefix, APIKeys: cfg.APIKeys}
+	if err := ident.check(); err != nil {
 		return nil, fmt.Errorf("productapi: %w", err)
 	}
+	cfg.KeyBy, cfg.IPv6Prefix = ident.KeyBy, ident.IPv6Prefix
 	if cfg.OnLimiterError == "" {
 		cfg.OnLimiterError = FailOpen
 	}
@@ -205,7 +214,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer, _ = cfg.Registerer.(prometheus.Gatherer)
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, reg: cfg.Registerer, slots: make(slots, cfg.MaxChecksInFlight)}
+	a := &API{cfg: cfg, log: cfg.Logger, reg: cfg.Registerer, ident: ident, slots: make(slots, cfg.MaxChecksInFlight)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -308,7 +317,7 @@ func (a *API) getProduct(w http.ResponseWriter, r *http.Request) {
 	body, source, err := a.read(r.Context(), id)
 	switch {
 	case errors.Is(err, cache.ErrNotFound):
-		w.Header().Set("X-Cache", string(source))
+		w.Header().Set(wire.HeaderXCache, wire.FormatXCache(source))
 		writeError(w, http.StatusNotFound, "product %q does not exist", id)
 		return
 	case r.Context().Err() != nil:
@@ -319,7 +328,7 @@ func (a *API) getProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Cache", string(source))
+	w.Header().Set(wire.HeaderXCache, wire.FormatXCache(source))
 	_, _ = w.Write(body)
 }
 
@@ -350,20 +359,29 @@ func (a *API) putProduct(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "product id: %v", err)
 		return
 	}
-	var c Change
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := checkJSONContentType(r.Header); err != nil {
+		writeError(w, http.StatusUnsupportedMediaType, "%v", err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", maxBody)
 			return
 		}
-		writeError(w, http.StatusBadRequest, "the body must be JSON such as {\"price\": 9.99} (fields name, description, price): %v", err)
+		// Never a 200 for a body that did not arrive: a client cut off by the read
+		// timeout, or gone, gets a 400 if the connection still takes one.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			writeError(w, http.StatusBadRequest, "the body did not arrive within the server's read timeout; send it at once")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "the body could not be read (%v); send it again", err)
 		return
 	}
-	if c.Price != nil && (*c.Price < 0 || *c.Price > 1e9) {
-		writeError(w, http.StatusBadRequest, "price %v: it must be between 0 and 1e9", *c.Price)
+	c, err := decodeChange(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	p, err := a.cfg.Backend.Put(r.Context(), id, c)

@@ -254,8 +254,8 @@ func Cluster(t testing.TB) Backend {
 	// Every master must see every slot covered before the client's first routed call.
 	for {
 		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() })
-		slotsInfo, serr := cc.ClusterSlots(ctx).Result()
-		if err == nil && serr == nil && len(slotsInfo) == masters {
+		shards, serr := cc.ClusterShards(ctx).Result()
+		if err == nil && serr == nil && len(shards) == masters {
 			break
 		}
 		if ctx.Err() != nil {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"time"
 )
 
 // FlushSchemaVersion is the version of the JSON that `ratelab flush --output json`
@@ -38,38 +37,18 @@ type Flush struct {
 	ElapsedMillis int64 `json:"elapsed_ms"`
 }
 
-// FlushListLimit bounds the keys the text output of a dry run lists.
+// FlushListLimit bounds the keys the table output of a dry run lists (the JSON lists them all).
 const FlushListLimit = 20
 
-// WriteFlush writes what a flush did in format ("text" or "json").
+// WriteFlush writes what a flush did in format (table or json).
 func WriteFlush(w io.Writer, format string, f Flush) error {
-	if format == "json" {
-		f.SchemaVersion = FlushSchemaVersion
-		if f.UndecodableKeys == nil {
-			f.UndecodableKeys = []string{}
-		}
-		if f.DryRun && f.Keys == nil {
-			f.Keys = []string{}
-		}
-		return inspectJSON(w, f)
+	switch format {
+	case FormatJSON:
+		return FlushJSON(w, f)
+	case FormatTable, "":
+		return FlushTable(w, f)
 	}
-	ew := &inspectErrWriter{w: w}
-	where := fmt.Sprintf("under %s: on %s", f.Prefix, f.Backend)
-	if f.DryRun {
-		ew.printf("would delete %d keys %s%s\n", f.Matched, where, flushBreakdown(f))
-		for i, k := range f.Keys {
-			if i == FlushListLimit {
-				ew.printf("  … and %d more\n", len(f.Keys)-i)
-				break
-			}
-			ew.printf("  %s\n", k)
-		}
-		ew.printf("nothing deleted (dry run)\n")
-	} else {
-		ew.printf("deleted %d keys %s%s in %s\n", f.Deleted, where, flushBreakdown(f),
-			inspectDuration(time.Duration(f.ElapsedMillis)*time.Millisecond))
-	}
-	return ew.err
+	return inspectFormatError(format)
 }
 
 // WriteFlushWarnings writes, for the error stream, the keys a flush left alone.
@@ -81,7 +60,7 @@ func WriteFlushWarnings(w io.Writer, f Flush) error {
 	ew.printf("warning: left %d keys under %s: that are not of a form ratelab writes; inspect them and delete them yourself if they are yours:\n",
 		f.Undecodable, f.Prefix)
 	for _, k := range f.UndecodableKeys {
-		ew.printf("  %s\n", k)
+		ew.printf("  %s\n", Shown(k))
 	}
 	if more := f.Undecodable - int64(len(f.UndecodableKeys)); more > 0 {
 		ew.printf("  … and %d more\n", more)

@@ -4,7 +4,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -193,25 +192,15 @@ func describeThreshold(t Threshold) string {
 	return fmt.Sprintf("--%s: %s %s, want %s %s", t.Name, t.Subject, val, op, lim)
 }
 
-// Formats lists the output formats, the default first.
-func Formats() []string { return []string{"table", "json", "markdown"} }
-
 // WriteHammer renders h in format (table, json or markdown) to w.
 func WriteHammer(w io.Writer, format string, h *Hammer) error {
 	switch format {
-	case "json":
+	case FormatJSON:
 		return HammerJSON(w, h)
-	case "markdown":
+	case FormatMarkdown:
 		return HammerMarkdown(w, h)
-	case "table", "":
+	case FormatTable, "":
 		return HammerTable(w, h)
 	}
 	return fmt.Errorf("output format %q: choose one of %s", format, strings.Join(Formats(), ", "))
-}
-
-// HammerJSON writes h as indented JSON.
-func HammerJSON(w io.Writer, h *Hammer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(h)
 }

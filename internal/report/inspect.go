@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
-
 	"github.com/ratelab/ratelab/algorithms"
 )
 
@@ -21,7 +19,8 @@ import (
 const InspectSchemaVersion = 1
 
 // InspectKey is one key as `ratelab inspect KEY` shows it. Its JSON field names are
-// stable; durations inside State are in nanoseconds, as in a Decision.
+// stable; durations inside State are whole microseconds in *_us fields, as in a
+// Decision (algorithms/json.go), never Go's nanosecond Durations.
 type InspectKey struct {
 	SchemaVersion int    `json:"schema_version,omitempty"`
 	Key           string `json:"key"`
@@ -56,7 +55,7 @@ type InspectKey struct {
 	// Error says why the key could not be decoded, when it could not (--ip listings only;
 	// inspect KEY exits with status 6 instead).
 	Error string `json:"error,omitempty"`
-	// Summary is the key in words, as the text output shows it.
+	// Summary is the key in words, as the table output shows it.
 	Summary string `json:"summary"`
 }
 
@@ -113,6 +112,9 @@ type InspectSummary struct {
 	// to 100 of them.
 	WithoutTTL     int64    `json:"without_ttl"`
 	WithoutTTLKeys []string `json:"without_ttl_keys"`
+	// WithoutTTLUndecodable counts the keys without a TTL that are not of a form
+	// ratelab writes: flush leaves those alone.
+	WithoutTTLUndecodable int64 `json:"without_ttl_undecodable"`
 	// UndecodableKeys lists up to 100 of the keys counted as undecodable.
 	UndecodableKeys []string `json:"undecodable_keys"`
 }
@@ -120,139 +122,42 @@ type InspectSummary struct {
 // InspectListLimit bounds the keys an InspectSummary lists by name.
 const InspectListLimit = 100
 
-// InspectFormats are the formats the inspect writers know.
-func InspectFormats() []string { return []string{"text", "json"} }
-
-// WriteInspectKey writes one key in format ("text" or "json").
+// WriteInspectKey writes one key in format (table or json).
 func WriteInspectKey(w io.Writer, format string, k InspectKey) error {
-	k.Summary = DescribeKey(k)
-	if format == "json" {
-		k.SchemaVersion = InspectSchemaVersion
-		return inspectJSON(w, k)
+	switch format {
+	case FormatJSON:
+		return InspectKeyJSON(w, k)
+	case FormatTable, "":
+		return InspectKeyTable(w, k)
 	}
-	ew := &inspectErrWriter{w: w}
-	ew.printf("key      %s\n", k.Key)
-	ew.printf("type     %s\n", k.Type)
-	ew.printf("ttl      %s\n", inspectTTL(k.TTLMillis))
-	switch {
-	case k.Hash != nil:
-		ew.printf("content  %s\n", inspectHash(k.Hash))
-	case k.ZSet != nil:
-		ew.printf("content  %s", inspectZSet(k.ZSet, k.TimeMicros))
-	case k.Value != nil:
-		ew.printf("value    %s\n", inspectValue(*k.Value))
-	}
-	if k.Product != nil && k.Product.Value != nil {
-		ew.printf("value    %s\n", inspectValue(*k.Product.Value))
-	}
-	if k.Lock != nil {
-		ew.printf("lock     %s\n", inspectLockWords(*k.Lock))
-	}
-	ew.printf("state    %s\n", k.Summary)
-	return ew.err
+	return inspectFormatError(format)
 }
 
-// WriteInspectIdentity writes every limiter key of one identity in format.
+// WriteInspectIdentity writes every limiter key of one identity in format (table or json).
 func WriteInspectIdentity(w io.Writer, format string, r InspectIdentity) error {
-	for i := range r.Keys {
-		r.Keys[i].Summary = DescribeKey(r.Keys[i])
+	switch format {
+	case FormatJSON:
+		return InspectIdentityJSON(w, r)
+	case FormatTable, "":
+		return InspectIdentityTable(w, r)
 	}
-	if format == "json" {
-		r.SchemaVersion = InspectSchemaVersion
-		if r.Keys == nil {
-			r.Keys = []InspectKey{}
-		}
-		return inspectJSON(w, r)
-	}
-	if len(r.Keys) == 0 {
-		_, err := fmt.Fprintf(w, "no limiter keys for %s under %s: on %s\n", r.Identity, r.Prefix, r.Backend)
-		return err
-	}
-	if _, err := fmt.Fprintf(w, "%d limiter keys for %s under %s: on %s\n", len(r.Keys), r.Identity, r.Prefix, r.Backend); err != nil {
-		return err
-	}
-	t := tablewriter.NewTable(w)
-	t.Header("key", "ttl", "state")
-	for _, k := range r.Keys {
-		if err := t.Append(k.Key, inspectTTL(k.TTLMillis), k.Summary); err != nil {
-			return err
-		}
-	}
-	return t.Render()
+	return inspectFormatError(format)
 }
 
-// WriteInspectSummary writes a summary of the keys under a prefix in format.
+// WriteInspectSummary writes a summary of the keys under a prefix in format (table or json).
 func WriteInspectSummary(w io.Writer, format string, s InspectSummary) error {
-	if format == "json" {
-		s.SchemaVersion = InspectSchemaVersion
-		if s.WithoutTTLKeys == nil {
-			s.WithoutTTLKeys = []string{}
-		}
-		if s.UndecodableKeys == nil {
-			s.UndecodableKeys = []string{}
-		}
-		return inspectJSON(w, s)
+	switch format {
+	case FormatJSON:
+		return InspectSummaryJSON(w, s)
+	case FormatTable, "":
+		return InspectSummaryTable(w, s)
 	}
-	ew := &inspectErrWriter{w: w}
-	ew.printf("%d keys under %s: on %s\n", s.Keys, s.Prefix, s.Backend)
-	if s.Keys > 0 {
-		t := tablewriter.NewTable(w)
-		t.Header("kind", "algorithm", "keys")
-		for _, kind := range []string{string(algorithms.KindLimiter), string(algorithms.KindProduct), string(algorithms.KindLock), string(algorithms.KindHealth), "undecodable"} {
-			n := s.ByKind[kind]
-			if n == 0 {
-				continue
-			}
-			if kind == string(algorithms.KindLimiter) {
-				names := algorithms.Names()
-				for a := range s.ByAlgorithm {
-					if algorithms.Lookup(a) != nil {
-						names = append(names, a)
-					}
-				}
-				for _, a := range names {
-					if s.ByAlgorithm[a] > 0 {
-						_ = t.Append(kind, a, strconv.FormatInt(s.ByAlgorithm[a], 10))
-					}
-				}
-				continue
-			}
-			_ = t.Append(kind, "", strconv.FormatInt(n, 10))
-		}
-		if ew.err == nil {
-			ew.err = t.Render()
-		}
-	}
-	switch {
-	case s.MemoryBytes < 0:
-		ew.printf("memory   unknown: the server does not answer MEMORY USAGE\n")
-	case s.MemoryEstimated:
-		ew.printf("memory   about %s (estimated from %d sampled keys)\n", inspectBytes(s.MemoryBytes), s.MemorySampled)
-	default:
-		ew.printf("memory   %s\n", inspectBytes(s.MemoryBytes))
-	}
-	if s.WithoutTTL == 0 {
-		ew.printf("no TTL   none (every key expires, as it must)\n")
-	} else {
-		ew.printf("\n!!! %d KEYS HAVE NO TTL: every key ratelab writes must expire. These never will:\n", s.WithoutTTL)
-		for _, k := range s.WithoutTTLKeys {
-			ew.printf("!!!   %s\n", k)
-		}
-		if more := s.WithoutTTL - int64(len(s.WithoutTTLKeys)); more > 0 {
-			ew.printf("!!!   … and %d more\n", more)
-		}
-		ew.printf("!!! Report this as a bug; `ratelab flush` deletes them.\n")
-	}
-	if n := s.ByKind["undecodable"]; n > 0 {
-		ew.printf("\n%d keys under %s: are not of a form ratelab writes (flush leaves them alone):\n", n, s.Prefix)
-		for _, k := range s.UndecodableKeys {
-			ew.printf("  %s\n", k)
-		}
-		if more := n - int64(len(s.UndecodableKeys)); more > 0 {
-			ew.printf("  … and %d more\n", more)
-		}
-	}
-	return ew.err
+	return inspectFormatError(format)
+}
+
+// inspectFormatError refuses a format inspect and flush do not write.
+func inspectFormatError(format string) error {
+	return fmt.Errorf("output format %q: choose one of %s", format, strings.Join(InspectFormats(), ", "))
 }
 
 // DescribeKey is a key's state in words, e.g.
@@ -388,7 +293,7 @@ func inspectLockWords(l InspectLock) string {
 	}
 	s := "held for " + inspectTTL(l.TTLMillis) + " more"
 	if l.Owner != "" {
-		s += " by " + l.Owner
+		s += " by " + Shown(l.Owner)
 	}
 	return s
 }
@@ -401,18 +306,14 @@ func inspectHash(h map[string]string) string {
 	sort.Strings(names)
 	parts := make([]string, len(names))
 	for i, k := range names {
-		v := h[k]
 		// Raw content is shown as stored; a value with line breaks or other control
 		// characters is quoted, so that it cannot break the layout or the terminal.
-		if strings.IndexFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
-			v = strconv.Quote(v)
-		}
-		parts[i] = k + "=" + v
+		parts[i] = Shown(k) + "=" + Shown(h[k])
 	}
 	return strings.Join(parts, " ")
 }
 
-// inspectZSetShown bounds the members of a sorted set the text output lists.
+// inspectZSetShown bounds the members of a sorted set the table output lists.
 const inspectZSetShown = 10
 
 func inspectZSet(z []algorithms.ZMember, now int64) string {
@@ -428,7 +329,7 @@ func inspectZSet(z []algorithms.ZMember, now int64) string {
 		if ago < 0 {
 			when = "in " + inspectDuration(time.Duration(-ago)*time.Microsecond)
 		}
-		fmt.Fprintf(&b, "         %s  %.0f  %s\n", m.Member, m.Score, when)
+		fmt.Fprintf(&b, "         %s  %.0f  %s\n", Shown(m.Member), m.Score, when)
 	}
 	return b.String()
 }
@@ -451,12 +352,6 @@ func inspectBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-func inspectJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // inspectErrWriter remembers the first write error, so a sequence of lines needs one check.

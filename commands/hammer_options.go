@@ -1,0 +1,143 @@
+package commands
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/internal/productapi"
+	"github.com/ratelab/ratelab/internal/report"
+	"github.com/ratelab/ratelab/scenario"
+)
+
+// Defaults of HammerOptions, chosen so that the first run crosses many windows and
+// shows the fixed-window boundary burst within seconds.
+const (
+	DefaultHammerIPs      = 50
+	DefaultHammerRPS      = 1000
+	DefaultHammerDuration = 3 * time.Second
+	DefaultHammerLimit    = 10
+	DefaultHammerWindow   = 500 * time.Millisecond
+	DefaultHammerProducts = 100
+	DefaultBackendDelay   = 5 * time.Millisecond
+	// MaxHammerNodes bounds --nodes.
+	MaxHammerNodes = 64
+	// MaxHammerProducts bounds --products (each run deletes the product keys it filled).
+	MaxHammerProducts = 100_000
+	// MaxHammerWorkers bounds --workers.
+	MaxHammerWorkers = 10_000
+)
+
+// HammerOptions is everything `ratelab hammer` is told.
+type HammerOptions struct {
+	Global
+	// IPs is how many client identities send the traffic.
+	IPs int
+	// RPS is the total arrival rate, requests per second.
+	RPS float64
+	// Duration is each algorithm's run.
+	Duration time.Duration
+	// Seed makes the schedule: the same seed, the same schedule.
+	Seed uint64
+	// Algorithms run one after another on the same schedule (cmd makes an empty
+	// --algorithms all six).
+	Algorithms []string
+	// Policy is the limit under test.
+	Policy algorithms.Policy
+	// Nodes is how many in-process API nodes share the traffic, round robin.
+	Nodes int
+	// Store is productapi.StoreRedis or productapi.StoreLocal.
+	Store string
+	// Pattern is the traffic pattern (scenario.Patterns).
+	Pattern string
+	// Products is how many products are requested, with Zipf popularity.
+	Products int
+	// Targets, when set, are running `ratelab serve` URLs to hammer instead of in-process nodes.
+	Targets []string
+	// Workers bounds the requests in flight (scenario.DefaultWorkers when 0).
+	Workers int
+	// BackendDelay is how long the in-process nodes' slow backend takes per read.
+	BackendDelay time.Duration
+	// CheckTimeout is the nodes' time budget for one limiter check; a check over it
+	// fails open (productapi.DefaultCheckTimeout when 0).
+	CheckTimeout time.Duration
+	// Output is table, json or markdown.
+	Output string
+	// OutFile, when set, receives the report (written atomically) instead of Out.
+	OutFile string
+	// Thresholds; zero means not checked.
+	MaxBurstRatio  float64
+	MaxCheckP99    time.Duration
+	MinHitRatio    float64
+	MinAchievedRPS float64
+}
+
+// workers is the requests in flight at once: those given, or scenario.DefaultWorkers.
+func (o HammerOptions) workers() int { return cmpOr(o.Workers, scenario.DefaultWorkers) }
+
+// Validate checks the options without changing them, with usage errors that say which
+// flag to change; the defaults of zero values apply where they are used.
+func (o HammerOptions) Validate() error {
+	switch {
+	case o.IPs < 1 || o.IPs > scenario.MaxIdentities:
+		return Usagef("--ips %d: choose between 1 and %d", o.IPs, scenario.MaxIdentities)
+	case !(o.RPS > 0) || math.IsInf(o.RPS, 0):
+		return Usagef("--rps %v: the rate must be a positive number of requests per second", o.RPS)
+	case o.Duration <= 0:
+		return Usagef("--duration %s: it must be positive (e.g. 3s)", o.Duration)
+	case o.RPS*o.Duration.Seconds() > scenario.MaxArrivals:
+		return Usagef("--rps %v for --duration %s is more than %d requests per algorithm; lower one of them",
+			o.RPS, o.Duration, scenario.MaxArrivals)
+	case o.Nodes < 1 || o.Nodes > MaxHammerNodes:
+		return Usagef("--nodes %d: choose between 1 and %d", o.Nodes, MaxHammerNodes)
+	case o.Store != productapi.StoreRedis && o.Store != productapi.StoreLocal:
+		return Usagef("--store %q: choose %q (one limit shared through Redis) or %q (a limiter per node)", o.Store, productapi.StoreRedis, productapi.StoreLocal)
+	case o.Products < 1 || o.Products > MaxHammerProducts:
+		return Usagef("--products %d: choose between 1 and %d", o.Products, MaxHammerProducts)
+	case o.Workers < 0 || o.Workers > MaxHammerWorkers:
+		return Usagef("--workers %d: choose between 1 and %d (0 for %d)", o.Workers, MaxHammerWorkers, scenario.DefaultWorkers)
+	case o.BackendDelay < 0:
+		return Usagef("--backend-delay %s: it must not be negative", o.BackendDelay)
+	case o.CheckTimeout < 0:
+		return Usagef("--check-timeout %s: it must not be negative", o.CheckTimeout)
+	case o.MaxBurstRatio < 0 || o.MaxCheckP99 < 0 || o.MinHitRatio < 0 || o.MinHitRatio > 1 || o.MinAchievedRPS < 0:
+		return Usagef("thresholds must not be negative, and --min-hit-ratio is between 0 and 1")
+	}
+	if err := scenario.CheckPattern(o.Pattern); err != nil {
+		return Usagef("--pattern: %v", err)
+	}
+	if err := o.Policy.Validate(); err != nil {
+		return Usagef("--limit/--window/--burst: %v", err)
+	}
+	if !slices.Contains(report.Formats(), o.Output) {
+		return Usagef("--output %q: choose one of %s", o.Output, strings.Join(report.Formats(), ", "))
+	}
+	if len(o.Algorithms) == 0 {
+		return Usagef("--algorithms: name at least one of %s", strings.Join(algorithms.Names(), ","))
+	}
+	seen := map[string]bool{}
+	for _, a := range o.Algorithms {
+		if err := algorithms.Lookup(a); err != nil {
+			return Usagef("--algorithms: %v", err)
+		}
+		if seen[a] {
+			return Usagef("--algorithms: %q is listed twice", a)
+		}
+		seen[a] = true
+	}
+	for _, t := range o.Targets {
+		if _, err := scenario.CheckLoopbackURL(t); err != nil {
+			return Usagef("--target: %v", err)
+		}
+	}
+	return nil
+}
+
+func cmpOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,177 @@
+package commands
+
+import (
+	"math"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/internal/cache"
+	"github.com/ratelab/ratelab/internal/report"
+	"github.com/ratelab/ratelab/scenario"
+)
+
+// hammerRun is what one algorithm's run measured, before it becomes a report row:
+// plain data, so that the report can be built from runs made by hand.
+type hammerRun struct {
+	name   string
+	policy algorithms.Policy
+	res    scenario.Result
+	// admitted are the limiter's times (µs) of each identity's admitted requests.
+	admitted [][]int64
+	checks   scenario.Checks
+	// checkLatency is the per-check latency; nil when none was measured.
+	checkLatency *hdrhistogram.Histogram
+	// edgeMicro is the timeline's window edge, in limiter time.
+	edgeMicro int64
+	// bound is the most one identity may be admitted in any window W (0: unknown).
+	bound int64
+	cache report.Cache
+	// policies are each target's RateLimit-Policy header, with --target.
+	policies []string
+}
+
+// buildReport fills h, which names the run, with what the runs measured, and checks
+// the thresholds of opts against it. It reads nothing but its arguments.
+func buildReport(h *report.Hammer, runs []hammerRun, sched *scenario.Schedule, ids []string, opts HammerOptions) {
+	var elapsed time.Duration
+	lag, pacerLag := scenario.NewE2EHistogram(), scenario.NewE2EHistogram()
+	h.PacerRealtime = len(runs) > 0
+	follow := sched.AttackerOrFirst()
+	var c report.Cache
+	for _, r := range runs {
+		h.Algorithms = append(h.Algorithms, algorithmRow(r, sched, ids[follow], follow))
+		addCache(&c, r.cache)
+		h.Sent += r.res.Sent
+		h.LateSends += r.res.Late
+		h.PacerLate += r.res.PacerLate
+		h.PoolFull += r.res.PoolFull
+		h.PacerRealtime = h.PacerRealtime && r.res.PacerRealtime
+		h.Interrupted = h.Interrupted || r.res.Interrupted
+		elapsed += r.res.Elapsed
+		if r.res.SendLag != nil {
+			lag.Merge(r.res.SendLag)
+		}
+		if r.res.PacerLag != nil {
+			pacerLag.Merge(r.res.PacerLag)
+		}
+	}
+	if n := c.Hits + c.Misses; n > 0 {
+		c.HitRatio = float64(c.Hits) / float64(n)
+	}
+	h.Cache = c
+	h.SendLagUs, h.PacerLagUs = sendLag(lag), sendLag(pacerLag)
+	if elapsed > 0 {
+		h.AchievedRPS = float64(h.Sent) / elapsed.Seconds()
+	}
+	if h.Sent > 0 {
+		h.LateSendRatio = float64(h.LateSends) / float64(h.Sent)
+	}
+	h.Thresholds = thresholds(h, opts)
+}
+
+// algorithmRow is one run's row: its counts, bursts, latency and timeline.
+func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow int) report.Algorithm {
+	p := r.policy
+	burst := scenario.AnalyzeBursts(r.admitted, p.Limit, p.Window)
+	var followed []int64
+	if follow < len(r.admitted) {
+		followed = r.admitted[follow]
+	}
+	tl := scenario.NewTimeline(followID, followed, r.edgeMicro, p.Window)
+	cl, e2e := scenario.Summarize(r.checkLatency), scenario.Summarize(r.res.E2E)
+	a := report.Algorithm{
+		Name: r.name, Limit: p.Limit, WindowMs: float64(p.Window) / float64(time.Millisecond), Burst: p.EffectiveBurst(),
+		Sent: r.res.Sent, Allowed: r.res.Allowed, Denied: r.res.Denied, Errors: r.res.Errors,
+		FailOpen: r.checks.Errors, Cancelled: r.res.Cancelled,
+		AchievedRPS: r.res.AchievedRPS, LateSends: r.res.Late, SendLagUs: sendLag(r.res.SendLag),
+		PeakInWindow: burst.PeakInWindow, PeakInTenthWindow: burst.PeakInTenthWindow,
+		ExpectedMaxInWindow: r.bound, BurstRatio: burst.BurstRatio,
+		CheckLatencyUs: cl,
+		E2ELatencyUs:   report.E2ELatency{P50: e2e.P50, P90: e2e.P90, P99: e2e.P99, P999: e2e.P999, Max: e2e.Max},
+		Timeline: &report.Timeline{
+			Identity: tl.Identity, EdgeOffsetMs: float64(sched.TimelineEdge()) / float64(time.Millisecond),
+			BucketMs: float64(tl.BucketMicros) / 1000, Counts: tl.Counts,
+		},
+		Interrupted: r.res.Interrupted,
+		Checks:      r.checks,
+	}
+	if r.res.Elapsed > 0 {
+		a.AllowedPerSecond = float64(r.res.Allowed) / r.res.Elapsed.Seconds()
+	}
+	return a
+}
+
+// thresholds checks the report against the --max-*/--min-* options that are set.
+func thresholds(h *report.Hammer, opts HammerOptions) []report.Threshold {
+	var out []report.Threshold
+	check := func(name, subject string, limit, value float64, ok bool) {
+		out = append(out, report.Threshold{Name: name, Subject: subject, Limit: limit, Value: value, OK: ok})
+	}
+	for _, a := range h.Algorithms {
+		if opts.MaxBurstRatio > 0 {
+			check("max-burst-ratio", a.Name, opts.MaxBurstRatio, a.BurstRatio, a.BurstRatio <= opts.MaxBurstRatio)
+		}
+		if opts.MaxCheckP99 > 0 && a.CheckLatencyUs.Count > 0 {
+			limit := float64(opts.MaxCheckP99.Microseconds())
+			check("max-check-p99", a.Name, limit, float64(a.CheckLatencyUs.P99), float64(a.CheckLatencyUs.P99) <= limit)
+		}
+		if opts.MinAchievedRPS > 0 {
+			check("min-achieved-rps", a.Name, opts.MinAchievedRPS, round1(a.AchievedRPS), a.AchievedRPS >= opts.MinAchievedRPS)
+		}
+	}
+	if opts.MinHitRatio > 0 {
+		check("min-hit-ratio", "cache", opts.MinHitRatio, round1000(h.Cache.HitRatio), h.Cache.HitRatio >= opts.MinHitRatio)
+	}
+	return out
+}
+
+// nodeCache is the cache figures of in-process nodes over a run: each node's counts
+// now less those at the run's start, and the backend's calls.
+func nodeCache(now, base []cache.Stats, backendCalls int64) report.Cache {
+	var cs report.Cache
+	for i, s := range now {
+		b := base[i]
+		cs.LocalHits += s.LocalHits - b.LocalHits
+		cs.RedisHits += s.RedisHits + s.NegativeHits - b.RedisHits - b.NegativeHits
+		cs.Misses += s.Misses - b.Misses
+		cs.FillLockWaits += s.LockWaits - b.LockWaits
+	}
+	cs.Hits = cs.LocalHits + cs.RedisHits
+	cs.BackendCalls = backendCalls
+	return cs
+}
+
+// targetCache counts the targets' answers by their X-Cache header as the in-process
+// nodes count their cache: "wait" is a Redis hit after waiting for another node's
+// fill, "miss" a fill; "shared" (a read that joined one already under way in the
+// node) and "bypass" (Redis unusable) are neither.
+func targetCache(sources map[cache.Source]int64) report.Cache {
+	c := report.Cache{
+		LocalHits:     sources[cache.FromLocal],
+		RedisHits:     sources[cache.FromRedis] + sources[cache.FromWait],
+		Misses:        sources[cache.FromLoad],
+		FillLockWaits: sources[cache.FromWait],
+		BackendCalls:  sources[cache.FromLoad] + sources[cache.FromBypass],
+	}
+	c.Hits = c.LocalHits + c.RedisHits
+	return c
+}
+
+func addCache(total *report.Cache, c report.Cache) {
+	total.Hits += c.Hits
+	total.Misses += c.Misses
+	total.BackendCalls += c.BackendCalls
+	total.LocalHits += c.LocalHits
+	total.RedisHits += c.RedisHits
+	total.FillLockWaits += c.FillLockWaits
+}
+
+func sendLag(h *hdrhistogram.Histogram) report.SendLag {
+	s := scenario.Summarize(h)
+	return report.SendLag{P50: s.P50, P99: s.P99, Max: s.Max}
+}
+
+func round1(f float64) float64    { return math.Round(f*10) / 10 }
+func round1000(f float64) float64 { return math.Round(f*1000) / 1000 }

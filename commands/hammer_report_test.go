@@ -1,0 +1,147 @@
+package commands
+
+import (
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/internal/report"
+	"github.com/ratelab/ratelab/scenario"
+)
+
+// latencies is a histogram of the given microseconds.
+func latencies(us ...int64) *hdrhistogram.Histogram {
+	h := scenario.NewE2EHistogram()
+	for _, v := range us {
+		_ = h.RecordValue(v)
+	}
+	return h
+}
+
+// times are n admitted times from at, every step µs.
+func times(at, step int64, n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = at + int64(i)*step
+	}
+	return out
+}
+
+func TestBuildReport(t *testing.T) {
+	t.Parallel()
+	p := algorithms.Policy{Limit: 5, Window: time.Second}
+	sched := &scenario.Schedule{Config: scenario.Config{Window: p.Window}, Attackers: []int{1}}
+	ids := []string{"10.0.0.1", "10.0.0.2"}
+	const edge = 10_000_000 // a window edge, in limiter µs
+	// Identity 1 gets L just before the edge and L just after: 2L in one window.
+	boundary := [][]int64{times(edge-2_000_000, 100_000, 3), append(times(edge-50_000, 1_000, 5), times(edge, 1_000, 5)...)}
+	// Identity 1 gets L, spread over the window either side.
+	spread := [][]int64{nil, times(edge-400_000, 200_000, 5)}
+	res := func(sent, allowed, late int64, elapsed time.Duration) scenario.Result {
+		return scenario.Result{
+			Sent: sent, Allowed: allowed, Denied: sent - allowed, Late: late, Elapsed: elapsed,
+			AchievedRPS: float64(sent) / elapsed.Seconds(), E2E: latencies(300, 400, 500),
+			SendLag: latencies(10, 20), PacerLag: latencies(5), PacerRealtime: true,
+		}
+	}
+	fixed := hammerRun{
+		name: algorithms.FixedWindow, policy: p, res: res(100, 13, 1, 2*time.Second), admitted: boundary,
+		checks: scenario.Checks{Allowed: 13, Denied: 87}, checkLatency: latencies(100, 200, 900),
+		edgeMicro: edge, bound: 10, cache: report.Cache{Hits: 8, Misses: 2, BackendCalls: 2, RedisHits: 8},
+	}
+	slog := hammerRun{
+		name: algorithms.SlidingLog, policy: p, res: res(100, 5, 0, 2*time.Second), admitted: spread,
+		checks: scenario.Checks{Allowed: 5, Denied: 95}, checkLatency: latencies(100, 200, 300),
+		edgeMicro: edge, bound: 5, cache: report.Cache{Hits: 2, Misses: 3, BackendCalls: 3, RedisHits: 2},
+	}
+	tests := []struct {
+		name  string
+		runs  []hammerRun
+		opts  HammerOptions
+		check func(t *testing.T, h *report.Hammer)
+	}{
+		{
+			name: "rows, bursts and totals",
+			runs: []hammerRun{fixed, slog},
+			check: func(t *testing.T, h *report.Hammer) {
+				if len(h.Algorithms) != 2 || h.Sent != 200 || h.LateSends != 1 || h.LateSendRatio != 0.005 {
+					t.Fatalf("totals: %d rows, sent %d, late %d (%v)", len(h.Algorithms), h.Sent, h.LateSends, h.LateSendRatio)
+				}
+				if h.AchievedRPS != 50 || !h.PacerRealtime || len(h.Thresholds) != 0 {
+					t.Errorf("achieved %v rps, realtime %v, thresholds %v; want 50, true, none", h.AchievedRPS, h.PacerRealtime, h.Thresholds)
+				}
+				f, s := h.Algorithms[0], h.Algorithms[1]
+				if f.PeakInWindow != 10 || f.BurstRatio != 2 || f.ExpectedMaxInWindow != 10 || f.AllowedPerSecond != 6.5 {
+					t.Errorf("fixed-window: peak %d, ratio %v, bound %d, %v/s; want 10, 2, 10, 6.5", f.PeakInWindow, f.BurstRatio, f.ExpectedMaxInWindow, f.AllowedPerSecond)
+				}
+				if s.PeakInWindow != 5 || s.BurstRatio != 1 || s.CheckLatencyUs.Count != 3 || s.CheckLatencyUs.Max < 300 {
+					t.Errorf("sliding-log: peak %d, ratio %v, checks %+v", s.PeakInWindow, s.BurstRatio, s.CheckLatencyUs)
+				}
+				// The timeline follows the attacker: its ten requests sit in the two
+				// buckets either side of the edge.
+				tl := f.Timeline
+				if tl.Identity != "10.0.0.2" || tl.Counts[scenario.TimelineBuckets/2-1] != 5 || tl.Counts[scenario.TimelineBuckets/2] != 5 {
+					t.Errorf("timeline of %s: %v", tl.Identity, tl.Counts)
+				}
+				if c := h.Cache; c.Hits != 10 || c.Misses != 5 || c.BackendCalls != 5 || c.HitRatio != 10.0/15 {
+					t.Errorf("cache %+v; want the runs' sums and a hit ratio of 2/3", c)
+				}
+			},
+		},
+		{
+			name: "thresholds met and missed",
+			runs: []hammerRun{fixed, slog},
+			opts: HammerOptions{MaxBurstRatio: 1.1, MaxCheckP99: 500 * time.Microsecond, MinHitRatio: 0.9, MinAchievedRPS: 40},
+			check: func(t *testing.T, h *report.Hammer) {
+				got := map[string]bool{}
+				for _, th := range h.Thresholds {
+					got[th.Name+" "+th.Subject] = th.OK
+				}
+				want := map[string]bool{
+					"max-burst-ratio fixed-window": false, "max-burst-ratio sliding-log": true,
+					"max-check-p99 fixed-window": false, "max-check-p99 sliding-log": true,
+					"min-achieved-rps fixed-window": true, "min-achieved-rps sliding-log": true,
+					"min-hit-ratio cache": false,
+				}
+				if len(got) != len(want) {
+					t.Fatalf("thresholds %v; want %v", got, want)
+				}
+				for k, ok := range want {
+					if v, present := got[k]; !present || v != ok {
+						t.Errorf("%s: ok %v (present %v); want %v", k, v, present, ok)
+					}
+				}
+				if len(h.Missed()) != 3 {
+					t.Errorf("missed %v; want three", h.Missed())
+				}
+			},
+		},
+		{
+			name: "an interrupted run",
+			runs: []hammerRun{func() hammerRun { r := slog; r.res.Interrupted = true; return r }()},
+			check: func(t *testing.T, h *report.Hammer) {
+				if !h.Interrupted || !h.Algorithms[0].Interrupted {
+					t.Errorf("interrupted: report %v, row %v", h.Interrupted, h.Algorithms[0].Interrupted)
+				}
+			},
+		},
+		{
+			name: "no runs",
+			check: func(t *testing.T, h *report.Hammer) {
+				if h.Sent != 0 || h.AchievedRPS != 0 || h.PacerRealtime || len(h.Algorithms) != 0 {
+					t.Errorf("an empty report claims %+v", h)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := &report.Hammer{}
+			buildReport(h, tt.runs, sched, ids, tt.opts)
+			tt.check(t, h)
+		})
+	}
+}

@@ -1,0 +1,238 @@
+package productapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ratelab/ratelab/algorithms"
+	"github.com/ratelab/ratelab/internal/cache"
+)
+
+// The stores of a node's limiters: where limiter state lives.
+const (
+	// StoreRedis: one limiter in Redis shared by every node, one limit per client.
+	StoreRedis = "redis"
+	// StoreLocal: a limiter in memory per node; a client spread over K nodes gets K limits.
+	StoreLocal = "local"
+)
+
+// Rule is the limit of one class of routes.
+type Rule struct {
+	Algorithm string            `json:"algorithm"`
+	Policy    algorithms.Policy `json:"policy"`
+}
+
+// Limits is what a node's limiters enforce: a default rule for every product route,
+// and rules of their own for some classes of routes.
+type Limits struct {
+	// Store is StoreRedis or StoreLocal.
+	Store string
+	// Default limits every product route without a rule of its own.
+	Default Rule
+	// Rules override Default per class of routes.
+	Rules map[Class]Rule
+}
+
+// longestDelay is the longest a leaky bucket of these limits may hold a request
+// before it is served: its whole queue draining.
+func (l Limits) longestDelay() time.Duration {
+	var d time.Duration
+	for _, r := range append([]Rule{l.Default}, mapValues(l.Rules)...) {
+		if r.Algorithm == algorithms.LeakyBucket && r.Policy.Limit > 0 {
+			d = max(d, time.Duration(float64(r.Policy.Window)*float64(r.Policy.EffectiveBurst())/float64(r.Policy.Limit)))
+		}
+	}
+	return d
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	vs := make([]V, 0, len(m))
+	for _, v := range m {
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+// Defaults of ServerConfig.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout allows a body of the largest size a PUT takes to arrive
+	// slowly, but not at a byte a second.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout is the time to answer a request beyond the longest the
+	// limiter may delay it and the backend may take.
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultIdleTimeout    = 2 * time.Minute
+	DefaultMaxHeaderBytes = 64 << 10
+)
+
+// ServerConfig bounds what a client may hold of a node's HTTP server. Zero values
+// mean the defaults; WriteTimeout's default grows with the limits' longest delay and
+// the backend's.
+type ServerConfig struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	// ErrorLog receives the server's own errors (bad requests, TLS); nil means the log package's.
+	ErrorLog *log.Logger
+	// BaseContext is every request's parent context; nil means context.Background.
+	BaseContext func(net.Listener) context.Context
+}
+
+// NodeConfig is one node of the Product API: what serve runs once and hammer runs per
+// in-process node, so that both build it the same way.
+type NodeConfig struct {
+	// API configures the handler. NewNode sets its Limiter, Rules and Cache from
+	// Limits and Cache.
+	API Config
+	// Redis holds the shared limiters and the cache; Keys names their keys; Where names
+	// the Redis in error messages.
+	Redis redis.UniversalClient
+	Keys  algorithms.Keyspace
+	Where string
+	// Limits are the node's limiters; a zero Default.Algorithm means no limit.
+	Limits Limits
+	// WrapLimiter, when set, wraps every limiter the node builds (hammer records
+	// each decision with it).
+	WrapLimiter func(algorithms.Limiter) algorithms.Limiter
+	// Cache, when set, gives the node a read-through cache in Redis with these
+	// options (Keys and Where are the node's); nil means every GET reads the backend.
+	Cache *cache.Options
+	// Server bounds the node's HTTP server.
+	Server ServerConfig
+}
+
+// Node is one node of the Product API: the handler with its limiters and cache, and
+// the HTTP server that serves it.
+type Node struct {
+	// API is the handler.
+	API *API
+	// Server serves API with the node's timeouts; the caller starts it on a listener
+	// and shuts it down.
+	Server *http.Server
+	cache  *cache.Cache
+}
+
+// NewNode builds a node from cfg: its limiters, its cache, the API and its server.
+// ctx bounds what building does in Redis (the cache's subscription).
+func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
+	api := cfg.API
+	if cfg.Limits.Default.Algorithm != "" {
+		l, err := cfg.limiter(cfg.Limits.Default)
+		if err != nil {
+			return nil, err
+		}
+		api.Limiter = l
+	}
+	if len(cfg.Limits.Rules) > 0 {
+		api.Rules = map[Class]algorithms.Limiter{}
+		for c, r := range cfg.Limits.Rules {
+			l, err := cfg.limiter(r)
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: %w", c, err)
+			}
+			api.Rules[c] = l
+		}
+	}
+	n := &Node{}
+	if cfg.Cache != nil {
+		if cfg.Redis == nil {
+			return nil, errors.New("productapi: a node's cache needs Redis")
+		}
+		opts := *cfg.Cache
+		opts.Keys, opts.Where = cfg.Keys, cfg.Where
+		c, err := cache.New(ctx, cfg.Redis, opts)
+		if err != nil {
+			return nil, err
+		}
+		n.cache, api.Cache = c, c
+	}
+	a, err := New(api)
+	if err != nil {
+		_ = n.closeCache()
+		return nil, err
+	}
+	n.API = a
+	n.Server = newServer(a.Handler(), cfg.Server, cfg.Limits.longestDelay()+a.cfg.Backend.Delay())
+	return n, nil
+}
+
+// limiter builds the limiter of one rule in the node's store.
+func (cfg NodeConfig) limiter(r Rule) (algorithms.Limiter, error) {
+	var l algorithms.Limiter
+	var err error
+	switch cfg.Limits.Store {
+	case StoreLocal:
+		l, err = algorithms.NewLocal(r.Algorithm, r.Policy, nil)
+	case StoreRedis, "":
+		if cfg.Redis == nil {
+			return nil, errors.New("productapi: a Redis limiter needs Redis")
+		}
+		l, err = algorithms.NewRedis(cfg.Redis, cfg.Keys, r.Algorithm, r.Policy)
+	default:
+		return nil, fmt.Errorf("productapi: store %q: choose %q or %q", cfg.Limits.Store, StoreRedis, StoreLocal)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cfg.WrapLimiter != nil {
+		l = cfg.WrapLimiter(l)
+	}
+	return l, nil
+}
+
+// newServer is the node's HTTP server: every timeout set, so that no client holds a
+// connection, a header or a body for longer than they allow. slowest is how long the
+// node itself may take to answer (the limiter's delay and the backend's).
+func newServer(h http.Handler, c ServerConfig, slowest time.Duration) *http.Server {
+	or := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	maxHeader := c.MaxHeaderBytes
+	if maxHeader <= 0 {
+		maxHeader = DefaultMaxHeaderBytes
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: or(c.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       or(c.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:      or(c.WriteTimeout, DefaultWriteTimeout+slowest),
+		IdleTimeout:       or(c.IdleTimeout, DefaultIdleTimeout),
+		MaxHeaderBytes:    maxHeader,
+		ErrorLog:          c.ErrorLog,
+		BaseContext:       c.BaseContext,
+	}
+}
+
+// CacheStats counts the node's cache hits, misses and waits (zero without a cache).
+func (n *Node) CacheStats() cache.Stats {
+	if n.cache == nil {
+		return cache.Stats{}
+	}
+	return n.cache.Stats()
+}
+
+// Close releases the API's metrics and the cache's subscription. The server is the
+// caller's to shut down first.
+func (n *Node) Close() error {
+	return errors.Join(n.API.Close(), n.closeCache())
+}
+
+func (n *Node) closeCache() error {
+	if n.cache == nil {
+		return nil
+	}
+	return n.cache.Close()
+}
