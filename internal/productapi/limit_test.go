@@ -292,8 +292,9 @@ func TestCheckTimeout(t *testing.T) {
 			w := do(h, "GET", "/products/1", "192.0.2.77:1")
 			// Server-Timing tells a load generator the check failed, and how long it took.
 			st, outcome, ok := scenario.ParseServerTiming(w.Header().Values("Server-Timing"))
-			if !ok || outcome != productapi.CheckError || st < budget || st > budget+10*time.Millisecond {
-				t.Errorf("%s: Server-Timing %q; want the %s budget (+10ms) and desc %q", mode, w.Header().Values("Server-Timing"), budget, productapi.CheckError)
+			// How closely the budget holds is TestStall's, with real faults.
+			if !ok || outcome != productapi.CheckError || st < budget {
+				t.Errorf("%s: Server-Timing %q; want the %s budget and desc %q", mode, w.Header().Values("Server-Timing"), budget, productapi.CheckError)
 			}
 			if w.Code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 				t.Errorf("%s: 503 without Retry-After", mode)
