@@ -13,7 +13,7 @@ import (
 
 // ErrRefused is wrapped by the error for a command that Redis received and refused:
 // out of memory, a read-only replica, missing ACL permissions and the like.
-var ErrRefused = errors.New("Redis refused the command")
+var ErrRefused = errors.New("refused by Redis")
 
 // Kind names what went wrong talking to Redis, in a word fit for logs and metrics.
 type Kind string
@@ -39,6 +39,7 @@ const (
 	KindNoScript      Kind = "no-script"
 	KindPoolTimeout   Kind = "pool-timeout"
 	KindClientClosed  Kind = "client-closed"
+	KindCanceled      Kind = "canceled"
 	KindOther         Kind = "other"
 )
 
@@ -85,6 +86,8 @@ func Diagnose(err error) Problem {
 	case errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted):
 		return p(KindPoolTimeout, "no free connection in this process's pool in time",
 			"this process is overloaded: lower its concurrency, add nodes, or raise the pool size")
+	case errors.Is(err, context.Canceled):
+		return p(KindCanceled, "the caller gave up before Redis answered", "nothing to do for Redis; the request or the program was cancelled")
 	case errors.Is(err, redis.ErrClosed):
 		return p(KindClientClosed, "the Redis client is closed", "this process is shutting down; retry on another node")
 	case errors.Is(err, syscall.ECONNREFUSED):
