@@ -14,6 +14,7 @@ import (
 //	<prefix>:product:{<id>}                         a cached product
 //	<prefix>:lock:product:{<id>}                    the fill lock of a cached product
 //	<prefix>:invalidate                             the invalidation channel (Pub/Sub, not a key)
+//	<prefix>:health:{<node>}                        a node's health probe (short TTL)
 //
 // The braces are a Redis Cluster hash tag: every key of one identity (or one
 // product and its lock) lives in one slot, so one script call never spans slots.
@@ -26,6 +27,7 @@ const (
 	KindLimiter Kind = "rl"
 	KindProduct Kind = "product"
 	KindLock    Kind = "lock"
+	KindHealth  Kind = "health"
 )
 
 // DefaultPrefix is the prefix of every key unless --prefix says otherwise.
@@ -96,6 +98,11 @@ func (k Keyspace) ProductLock(id string) string {
 	return k.prefix + ":" + string(KindLock) + ":" + string(KindProduct) + ":{" + id + "}"
 }
 
+// Health names the key a node's health probe writes; node is a random hex token.
+func (k Keyspace) Health(node string) string {
+	return k.prefix + ":" + string(KindHealth) + ":{" + node + "}"
+}
+
 // Invalidation names the Pub/Sub channel on which product invalidations are published.
 func (k Keyspace) Invalidation() string { return k.prefix + ":invalidate" }
 
@@ -164,6 +171,11 @@ func (k Keyspace) Parse(key string) (Key, error) {
 			return Key{Kind: KindProduct, ProductID: tag}, nil
 		}
 		return Key{Kind: KindLock, ProductID: tag}, nil
+	case head == string(KindHealth)+":":
+		if strings.Trim(tag, "0123456789abcdef") != "" {
+			return undecodable(fmt.Sprintf("%q is not a probe's hex token", tag))
+		}
+		return Key{Kind: KindHealth}, nil
 	case strings.HasPrefix(head, string(KindLimiter)+":"):
 		fields := strings.Split(strings.TrimSuffix(head, ":"), ":")
 		if len(fields) != 3 || !strings.HasSuffix(head, ":") {
@@ -185,7 +197,7 @@ func (k Keyspace) Parse(key string) (Key, error) {
 		}
 		return Key{Kind: KindLimiter, Algorithm: fields[1], Policy: &p, Identity: tag}, nil
 	}
-	return undecodable("its kind is not rl, product or lock")
+	return undecodable("its kind is not rl, product, lock or health")
 }
 
 // MaxProductIDLen bounds a product id.

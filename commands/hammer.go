@@ -181,6 +181,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 			API: productapi.Config{
 				Backend: backend, TrustedProxies: loopbackProxies, Registerer: prometheus.NewRegistry(),
 				OnLimiterError: productapi.FailOpen, CheckTimeout: opts.CheckTimeout,
+				MaxChecksInFlight: conn.PoolSize(),
 			},
 		})
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/productapi"
+	"github.com/ratelab/ratelab/internal/redisconn"
 	"github.com/ratelab/ratelab/internal/redistest"
 	"github.com/ratelab/ratelab/internal/report"
 	"github.com/ratelab/ratelab/scenario"
@@ -288,8 +289,14 @@ func TestHammerOptionsValidate(t *testing.T) {
 // b, trusting 127.0.0.0/8's X-Forwarded-For.
 func serveTarget(t *testing.T, b redistest.Backend, checkTimeout time.Duration) *httptest.Server {
 	t.Helper()
+	// A client as serve opens it: a refused connection is reported as such, in the budget.
+	conn, err := redisconn.Open(context.Background(), b.URL(), redisconn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
 	node, err := productapi.NewNode(context.Background(), productapi.NodeConfig{
-		Redis: b.Client, Keys: algorithms.MustKeyspace("ratelabtest"),
+		Redis: conn.Client, Keys: algorithms.MustKeyspace("ratelabtest"),
 		Limits: productapi.Limits{Default: productapi.Rule{Algorithm: algorithms.SlidingLog, Policy: algorithms.Policy{Limit: 5, Window: time.Second}}},
 		API: productapi.Config{
 			Backend: productapi.NewBackend(0, 10), CheckTimeout: checkTimeout,

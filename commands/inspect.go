@@ -174,9 +174,9 @@ func decodeKey(key string, parsed algorithms.Key, raw rawKey) (report.InspectKey
 		Algorithm: parsed.Algorithm, Identity: parsed.Identity, ProductID: parsed.ProductID,
 	}
 	switch parsed.Kind {
-	case algorithms.KindLock:
+	case algorithms.KindLock, algorithms.KindHealth:
 		if raw.typ != "string" || len(raw.content) != 1 {
-			return k, fmt.Errorf("%w: a fill lock is a string, this is a %s", algorithms.ErrBadState, raw.typ)
+			return k, fmt.Errorf("%w: a %s key is a string, this is a %s", algorithms.ErrBadState, parsed.Kind, raw.typ)
 		}
 		k.Value = &raw.content[0]
 		return k, nil

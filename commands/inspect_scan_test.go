@@ -10,6 +10,8 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
+	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/internal/redistest"
 	"github.com/ratelab/ratelab/internal/report"
 )
 
@@ -115,5 +117,24 @@ func TestInspectSummary(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestInspectHealthProbe: the key a serve node's /healthz writes is ratelab's, and
+// inspect says what it is.
+func TestInspectHealthProbe(t *testing.T) {
+	b := redistest.Embedded(t)
+	conn, err := redisconn.Open(context.Background(), b.URL(), redisconn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	key := algorithms.MustKeyspace("insp").Health("00ff")
+	if err := conn.Probe(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	k := inspectJSON(t, b, "insp", key)
+	if k.Kind != algorithms.KindHealth || k.TTLMillis <= 0 || !strings.Contains(k.Summary, "health probe") {
+		t.Errorf("inspect %s: %+v; want a health probe with a TTL", key, k)
 	}
 }

@@ -236,7 +236,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 	if err != nil {
 		return Usagef("--prefix: %v", err)
 	}
-	conn, err := redisconn.Open(ctx, opts.RedisURL, redisconn.Options{})
+	conn, err := redisconn.Open(ctx, opts.RedisURL, redisconn.NodeOptions())
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -264,12 +264,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 			Backend: productapi.NewBackend(opts.BackendDelay, 0),
 			KeyBy:   opts.KeyBy, TrustedProxies: opts.TrustedProxies, IPv6Prefix: opts.IPv6Prefix, APIKeys: apiKeys,
 			CheckTimeout: opts.CheckTimeout, OnLimiterError: opts.OnRedisError,
-			Health: func(ctx context.Context) error {
-				if err := conn.Client.Ping(ctx).Err(); err != nil {
-					return redisconn.Explain(err, conn.Backend)
-				}
-				return nil
-			},
+			Health: productapi.RedisHealth(conn, keys), MaxChecksInFlight: conn.PoolSize(),
 			Registerer: reg, Logger: log,
 		},
 		Server: productapi.ServerConfig{

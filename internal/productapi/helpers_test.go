@@ -17,6 +17,8 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/productapi"
+	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/internal/redistest"
 )
 
 // newLimiter builds a Redis limiter on rdb under a prefix of the test's own.
@@ -27,6 +29,22 @@ func newLimiter(t *testing.T, rdb redis.Scripter, prefix, alg string, p algorith
 		t.Fatalf("limiter: %v", err)
 	}
 	return l
+}
+
+// openConn opens a client on b as ratelab serve does (its pool, its timeouts).
+func openConn(t *testing.T, b redistest.Backend) *redisconn.Conn {
+	t.Helper()
+	c, err := redisconn.Open(context.Background(), b.URL(), redisconn.NodeOptions())
+	if err != nil {
+		t.Fatalf("redisconn.Open(%s): %v", b.URL(), err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	// A node that has been serving has its pool dialled; wait for that here.
+	want := uint32(redisconn.NodeOptions().MinIdleConns)
+	for deadline := time.Now().Add(10 * time.Second); c.Client.PoolStats().IdleConns < want && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return c
 }
 
 // newAPI builds an API from cfg, with a fast backend when cfg has none.

@@ -1,14 +1,12 @@
 package productapi
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/ratelab/ratelab/algorithms"
-	"github.com/ratelab/ratelab/internal/redisconn"
 	"github.com/ratelab/ratelab/internal/wire"
 )
 
@@ -18,6 +16,8 @@ const (
 	decisionDenied     = "denied"
 	decisionFailOpen   = "fail-open"
 	decisionFailClosed = "fail-closed"
+	decisionOverloaded = "overloaded" // no check slot or pool connection in time: 503
+	decisionTimeout    = "timeout"    // Redis did not answer in time, no outage declared: 503
 	decisionUnlimited  = "unlimited"
 	decisionRejected   = "rejected" // the client could not be identified
 )
@@ -50,12 +50,8 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 			writeError(w, code, "%v", err)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.CheckTimeout)
-		start := time.Now()
-		d, err := lim.Allow(ctx, id)
-		took := time.Since(start)
+		d, took, err := a.check(r.Context(), lim, id)
 		a.metrics.checkSeconds.WithLabelValues(alg).Observe(took.Seconds())
-		cancel()
 		setServerTiming(w.Header(), took, d, err)
 		if err != nil {
 			if errors.Is(err, algorithms.ErrInvalidIdentity) {
@@ -69,7 +65,7 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 			a.limiterFailed(w, r, route, alg, err, next)
 			return
 		}
-		a.limiterRecovered()
+		a.outage.succeeded()
 		setRateLimitHeaders(w.Header(), policyName, lim.Policy(), d)
 		if !d.Allowed {
 			a.metrics.requests.WithLabelValues(route, decisionDenied, alg).Inc()
@@ -108,20 +104,28 @@ type deniedBody struct {
 	RetryAfterSeconds int64  `json:"retry_after_seconds"`
 }
 
-// limiterFailed decides a request whose check failed, by the fail mode, and logs the
-// first failure of an outage.
+// limiterFailed decides a request whose check failed. Outside a declared outage, only
+// a genuine Redis error gets the fail mode: a check that could not start for this
+// node's own load, or one slow answer, is no evidence that Redis is failing, and a
+// fail-open node must not serve it unlimited while Redis is healthy, so it is a 503
+// with Retry-After. In a declared outage every failed check gets the fail mode.
 func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg string, err error, next http.HandlerFunc) {
-	a.metrics.limiterErrs.WithLabelValues(alg).Inc()
-	mode := a.cfg.OnLimiterError
-	if a.down.CompareAndSwap(false, true) {
-		what := "serving requests unlimited (--on-redis-error open)"
-		if mode == FailClosed {
-			what = "answering 503 (--on-redis-error closed)"
-		}
-		a.log.Warn("rate limiter unavailable; "+what+" until Redis answers again",
-			"algorithm", alg, "err", redisconn.Explain(err, "for the rate limiter"), "budget", a.cfg.CheckTimeout)
+	why := classify(err)
+	if why != failOverload {
+		a.metrics.limiterErrs.WithLabelValues(alg).Inc()
+		a.outage.failed(err)
 	}
-	if mode == FailClosed {
+	if why != failRedis && !a.outage.declared() {
+		decision, msg := decisionOverloaded, "this server is overloaded and could not check the rate limit in time; retry later"
+		if why == failTimeout {
+			decision, msg = decisionTimeout, "the rate limiter did not answer in time; retry later"
+		}
+		a.metrics.requests.WithLabelValues(route, decision, alg).Inc()
+		w.Header().Set(wire.HeaderRetryAfter, "1")
+		writeError(w, http.StatusServiceUnavailable, "%s", msg)
+		return
+	}
+	if a.cfg.OnLimiterError == FailClosed {
 		a.metrics.failModes.WithLabelValues(string(FailClosed)).Inc()
 		a.metrics.requests.WithLabelValues(route, decisionFailClosed, alg).Inc()
 		w.Header().Set(wire.HeaderRetryAfter, "1")
@@ -131,13 +135,6 @@ func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg s
 	a.metrics.failModes.WithLabelValues(string(FailOpen)).Inc()
 	a.metrics.requests.WithLabelValues(route, decisionFailOpen, alg).Inc()
 	next(w, r)
-}
-
-// limiterRecovered logs the end of an outage.
-func (a *API) limiterRecovered() {
-	if a.down.Load() && a.down.CompareAndSwap(true, false) {
-		a.log.Info("rate limiter available again; limits apply")
-	}
 }
 
 // setRateLimitHeaders writes the IETF draft headers (draft-ietf-httpapi-ratelimit-headers)

@@ -11,14 +11,18 @@ type metrics struct {
 	checkSeconds *prometheus.HistogramVec
 	limiterErrs  *prometheus.CounterVec
 	failModes    *prometheus.CounterVec
+	outage       prometheus.Gauge
+	outages      prometheus.Counter
 	all          []prometheus.Collector
 }
 
-func newMetrics(backend *Backend, stats func() (local, redis, misses, waits int64)) *metrics {
+func newMetrics(backend *Backend, stats func() (local, redis, misses, waits int64), inFlight func() float64) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ratelab_http_requests_total",
-			Help: "Requests to the Product API by route, rate-limit decision (allowed, denied, fail-open, fail-closed, unlimited, rejected) and algorithm.",
+			Help: "Requests to the Product API by route, rate-limit decision (allowed, denied, fail-open, fail-closed, " +
+				"overloaded: 503, no check slot or pool connection in time; timeout: 503, Redis slow but no outage declared; " +
+				"unlimited, rejected) and algorithm.",
 		}, []string{"route", "decision", "algorithm"}),
 		checkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ratelab_limiter_check_seconds",
@@ -27,14 +31,26 @@ func newMetrics(backend *Backend, stats func() (local, redis, misses, waits int6
 		}, []string{"algorithm"}),
 		limiterErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ratelab_limiter_errors_total",
-			Help: "Rate-limiter checks that failed or ran out of their time budget.",
+			Help: "Rate-limiter checks that Redis failed or did not answer within their time budget (not those refused for overload).",
 		}, []string{"algorithm"}),
 		failModes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ratelab_limiter_fail_total",
 			Help: "Requests decided by --on-redis-error after a failed check: mode open (served) or closed (503).",
 		}, []string{"mode"}),
 	}
-	m.all = []prometheus.Collector{m.requests, m.checkSeconds, m.limiterErrs, m.failModes}
+	m.outage = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ratelab_limiter_outage",
+		Help: "1 while a Redis outage is declared (a failed probe, or failing checks with no success between), else 0.",
+	})
+	m.outages = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ratelab_limiter_outages_total",
+		Help: "Redis outages declared since the start.",
+	})
+	checks := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ratelab_limiter_checks_in_flight",
+		Help: "Rate-limiter checks running now; at most the node's bound (its Redis pool size).",
+	}, inFlight)
+	m.all = []prometheus.Collector{m.requests, m.checkSeconds, m.limiterErrs, m.failModes, m.outage, m.outages, checks}
 	if backend != nil {
 		m.all = append(m.all, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "ratelab_backend_calls_total",

@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/cache"
+	"github.com/ratelab/ratelab/internal/redisconn"
 	"github.com/ratelab/ratelab/internal/wire"
 )
 
@@ -121,8 +121,21 @@ type Config struct {
 	CheckTimeout time.Duration
 	// OnLimiterError decides requests whose check failed; empty means FailOpen.
 	OnLimiterError FailMode
-	// Health reports whether Redis is reachable, for /healthz; nil means no Redis to check.
+	// MaxChecksInFlight bounds the limiter checks this node runs at once; 0 means
+	// redisconn.DefaultPoolSize. Give it the size of the limiter's Redis pool: a check
+	// over the bound waits for a slot (at most half its budget) instead of queueing for
+	// a pool connection, and one that finds none is a 503 counted as "overloaded".
+	MaxChecksInFlight int
+	// Health is a limiter-shaped write to Redis (see RedisHealth) whose error says why
+	// Redis cannot serve the limiter; nil means no Redis to check. /healthz runs it, and
+	// a failed check runs it to confirm an outage before one is declared.
 	Health func(ctx context.Context) error
+	// HealthTimeout is /healthz's budget; 0 means DefaultHealthTimeout.
+	HealthTimeout time.Duration
+	// ProbeTimeout is the budget of the Health call that confirms an outage (and,
+	// without Health, how long checks must fail with no success between before an
+	// outage is declared); 0 means DefaultProbeTimeout.
+	ProbeTimeout time.Duration
 	// Registerer receives the API's metrics; nil means a registry of the API's own.
 	// Several APIs in one process need separate registries, or one wrapped per node
 	// (prometheus.WrapRegistererWith).
@@ -142,8 +155,8 @@ type API struct {
 	reg     prometheus.Registerer
 	mux     *http.ServeMux
 	ident   Identifier
-	// down is set while limiter checks fail, so an outage is logged once, not per request.
-	down atomic.Bool
+	slots   slots
+	outage  *outage
 }
 
 // New builds an API from cfg and registers its metrics.
@@ -173,6 +186,24 @@ func New(cfg Config) (*API, error) {
 	if cfg.CheckTimeout == 0 {
 		cfg.CheckTimeout = DefaultCheckTimeout
 	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{{"health timeout", &cfg.HealthTimeout, DefaultHealthTimeout}, {"probe timeout", &cfg.ProbeTimeout, DefaultProbeTimeout}} {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("productapi: %s %s is negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.MaxChecksInFlight < 0 {
+		return nil, fmt.Errorf("productapi: MaxChecksInFlight %d is negative", cfg.MaxChecksInFlight)
+	}
+	if cfg.MaxChecksInFlight == 0 {
+		cfg.MaxChecksInFlight = redisconn.DefaultPoolSize()
+	}
 	if cfg.Registerer == nil {
 		r := prometheus.NewRegistry()
 		cfg.Registerer = r
@@ -183,10 +214,15 @@ func New(cfg Config) (*API, error) {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer, _ = cfg.Registerer.(prometheus.Gatherer)
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, reg: cfg.Registerer, ident: ident}
+	a := &API{cfg: cfg, log: cfg.Logger, reg: cfg.Registerer, ident: ident, slots: make(slots, cfg.MaxChecksInFlight)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	what := "serving requests unlimited (--on-redis-error open)"
+	if cfg.OnLimiterError == FailClosed {
+		what = "answering 503 (--on-redis-error closed)"
+	}
+	a.outage = &outage{probe: cfg.Health, budget: cfg.ProbeTimeout, log: a.log, what: what}
 	var stats func() (int64, int64, int64, int64)
 	if cfg.Cache != nil {
 		stats = func() (int64, int64, int64, int64) {
@@ -194,7 +230,9 @@ func New(cfg Config) (*API, error) {
 			return s.LocalHits, s.RedisHits + s.NegativeHits, s.Misses, s.LockWaits
 		}
 	}
-	a.metrics = newMetrics(cfg.Backend, stats)
+	a.metrics = newMetrics(cfg.Backend, stats, func() float64 { return float64(len(a.slots)) })
+	a.outage.onStart = func() { a.metrics.outage.Set(1); a.metrics.outages.Inc() }
+	a.outage.onEnd = func() { a.metrics.outage.Set(0) }
 	for i, c := range a.metrics.all {
 		if err := a.reg.Register(c); err != nil {
 			for _, done := range a.metrics.all[:i] {
@@ -245,9 +283,11 @@ func (h *headerOnly) Header() http.Header         { return h.header }
 func (h *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerOnly) WriteHeader(code int)        { h.code = code }
 
-// Close unregisters the API's metrics. The backend, cache and limiters belong to the
+// Close waits for the outage probes in flight (each bounded by its budget) and
+// unregisters the API's metrics. The backend, cache and limiters belong to the
 // caller, who closes them.
 func (a *API) Close() error {
+	a.outage.wait()
 	for _, c := range a.metrics.all {
 		a.reg.Unregister(c)
 	}
@@ -389,25 +429,6 @@ func (a *API) invalidateCache(w http.ResponseWriter, ctx context.Context, id, ba
 	a.log.Error("invalidating a product failed", "id", id, "err", err)
 	writeError(w, http.StatusServiceUnavailable, "product %q was %s, but its cache could not be invalidated (%v); retry", id, backendState, err)
 	return false
-}
-
-func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.Health == nil {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "redis": "not used"})
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-	defer cancel()
-	if err := a.cfg.Health(ctx); err != nil {
-		// Failing open, the API still serves without Redis: degraded, not down.
-		code := http.StatusOK
-		if a.cfg.OnLimiterError == FailClosed {
-			code = http.StatusServiceUnavailable
-		}
-		writeJSON(w, code, map[string]string{"status": "degraded", "redis": "unreachable", "error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "redis": "ok"})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -32,7 +32,10 @@ var ErrUnreachable = errors.New("cannot reach Redis")
 const URLHelp = "redis://[user:password@]host:port[/db], rediss://… for TLS, unix:///path/redis.sock, " +
 	"redis://host1:port1,host2:port2,… or redis+cluster://host:port for a Redis Cluster; empty for the embedded Redis"
 
-// Conn is an open connection to the Redis that ratelab works on.
+// Conn is an open connection to the Redis that ratelab works on. Every call on
+// Client is bounded by its context's deadline, socket reads and writes and the wait
+// for a pool connection included (go-redis ContextTimeoutEnabled): a caller's budget
+// holds while Redis stalls.
 type Conn struct {
 	// Client is the go-redis client: a *redis.Client or a *redis.ClusterClient.
 	Client redis.UniversalClient
@@ -44,14 +47,35 @@ type Conn struct {
 	// Cluster reports whether Client is a cluster client.
 	Cluster bool
 
+	// probe is a client of its own with a small pool for Probe, so that a health
+	// check measures Redis and never waits behind this process's own load.
+	probe    redis.UniversalClient
+	poolSize int
 	mini     *miniredis.Miniredis
 	stop     chan struct{}
 	stopOnce sync.Once
 }
 
+// DefaultPoolSize is the connection pool size per server when Options.PoolSize is 0:
+// go-redis's own default, 10 per GOMAXPROCS.
+func DefaultPoolSize() int { return 10 * runtime.GOMAXPROCS(0) }
+
+// NodeOptions are the options of an API node's client (ratelab serve's): the default
+// pool, every connection dialled ahead of need, so that a burst on a fresh node or
+// after timeouts closed connections does not wait for dials inside its checks' budgets.
+func NodeOptions() Options {
+	return Options{PoolSize: DefaultPoolSize(), MinIdleConns: DefaultPoolSize()}
+}
+
+// probePoolSize is the probe client's pool: health checks are few and small.
+const probePoolSize = 2
+
+// PoolSize is the client's connection pool size per server.
+func (c *Conn) PoolSize() int { return c.poolSize }
+
 // Options tune Open.
 type Options struct {
-	// PoolSize is the connection pool size per server; 0 means go-redis's default.
+	// PoolSize is the connection pool size per server; 0 means DefaultPoolSize.
 	PoolSize int
 	// MinIdleConns is how many connections per server are dialled ahead of need; a load
 	// generator wants them open before its first burst rather than during it.
@@ -74,6 +98,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 3 * time.Second
 	}
+	if opts.PoolSize <= 0 {
+		opts.PoolSize = DefaultPoolSize()
+	}
 	if strings.TrimSpace(rawURL) == "" {
 		return openEmbedded(opts)
 	}
@@ -84,7 +111,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
 	if err := ping(pctx, c); err != nil {
-		_ = c.Client.Close()
+		_ = c.Close()
 		return nil, Explain(err, c.Backend)
 	}
 	return c, nil
@@ -105,10 +132,14 @@ func openEmbedded(opts Options) (*Conn, error) {
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("embedded Redis: cannot listen on 127.0.0.1: %w", err)
 	}
+	o := &redis.Options{Addr: m.Addr(), PoolSize: opts.PoolSize, MinIdleConns: opts.MinIdleConns}
+	client, probe := newClients(o)
 	c := &Conn{
-		Client:   redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: opts.PoolSize, MinIdleConns: opts.MinIdleConns}),
+		Client:   client,
 		Backend:  "embedded",
 		Embedded: true,
+		probe:    probe,
+		poolSize: opts.PoolSize,
 		mini:     m,
 		stop:     make(chan struct{}),
 	}
@@ -134,9 +165,42 @@ func (c *Conn) ageEmbedded() {
 	}
 }
 
-// Close closes the client and stops the embedded Redis, if any.
+// Retries are few and soon, so that a failing Redis is reported as what it is within
+// a check's budget: go-redis's defaults (five dials 100ms apart, three retries with up
+// to 512ms of backoff) turn a refused connection into a timeout of any budget shorter
+// than that. One retry still hides a pooled connection that a Redis restart closed.
+const (
+	dialAttempts    = 1
+	maxRetries      = 1
+	minRetryBackoff = time.Millisecond
+	maxRetryBackoff = 5 * time.Millisecond
+)
+
+// newClients makes the client for o and the probe's client of its own, both bounded
+// by their callers' contexts.
+func newClients(o *redis.Options) (client, probe *redis.Client) {
+	o.ContextTimeoutEnabled, o.DialerRetries = true, dialAttempts
+	o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff = maxRetries, minRetryBackoff, maxRetryBackoff
+	po := *o
+	po.PoolSize, po.MinIdleConns = probePoolSize, 0
+	return redis.NewClient(o), redis.NewClient(&po)
+}
+
+// newClusterClients is newClients for a cluster.
+func newClusterClients(o *redis.ClusterOptions) (client, probe *redis.ClusterClient) {
+	o.ContextTimeoutEnabled, o.DialerRetries = true, dialAttempts
+	o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff = maxRetries, minRetryBackoff, maxRetryBackoff
+	po := *o
+	po.PoolSize, po.MinIdleConns = probePoolSize, 0
+	return redis.NewClusterClient(o), redis.NewClusterClient(&po)
+}
+
+// Close closes the clients and stops the embedded Redis, if any.
 func (c *Conn) Close() error {
 	err := c.Client.Close()
+	if c.probe != nil {
+		_ = c.probe.Close()
+	}
 	c.stopOnce.Do(func() {
 		if c.mini != nil {
 			close(c.stop)
@@ -216,22 +280,20 @@ func newClient(rawURL string, opts Options) (*Conn, error) {
 			return nil, bad(err.Error())
 		}
 		co.DialTimeout = opts.DialTimeout
-		if opts.PoolSize > 0 {
-			co.PoolSize = opts.PoolSize
-		}
+		co.PoolSize = opts.PoolSize
 		co.MinIdleConns = opts.MinIdleConns
-		return &Conn{Client: redis.NewClusterClient(co), Backend: Redact(rawURL), Cluster: true}, nil
+		client, probe := newClusterClients(co)
+		return &Conn{Client: client, probe: probe, poolSize: opts.PoolSize, Backend: Redact(rawURL), Cluster: true}, nil
 	}
 	o, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, bad(err.Error())
 	}
 	o.DialTimeout = opts.DialTimeout
-	if opts.PoolSize > 0 {
-		o.PoolSize = opts.PoolSize
-	}
+	o.PoolSize = opts.PoolSize
 	o.MinIdleConns = opts.MinIdleConns
-	return &Conn{Client: redis.NewClient(o), Backend: Redact(rawURL)}, nil
+	client, probe := newClients(o)
+	return &Conn{Client: client, probe: probe, poolSize: opts.PoolSize, Backend: Redact(rawURL)}, nil
 }
 
 // Redact removes the password from a Redis URL, for messages and reports.
@@ -249,51 +311,4 @@ func Redact(rawURL string) string {
 		return rawURL
 	}
 	return scheme + "://" + user + ":xxxxx@" + rest[at+1:]
-}
-
-// Explain turns an error from talking to Redis into one line that says what went
-// wrong and what to do, wrapping ErrUnreachable; where names the server.
-func Explain(err error, where string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	var why, todo string
-	var netErr net.Error
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		why, todo = "connection refused", "start redis-server there, or drop --redis to use the embedded one"
-	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
-		why, todo = "no answer in time", "check the address and that nothing blocks the port"
-	case errors.Is(err, syscall.ENOENT):
-		why, todo = "no such socket", "check the socket path"
-	case strings.Contains(msg, "no such host"):
-		why, todo = "unknown host", "check the host name in the URL"
-	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"), strings.Contains(msg, "invalid password"),
-		strings.Contains(msg, "invalid username-password"):
-		why, todo = "authentication failed", "check the user and password in the URL"
-	case strings.Contains(msg, "tls:"), strings.Contains(msg, "x509"):
-		why, todo = "TLS handshake failed", "use rediss:// only for a server that speaks TLS, and check its certificate"
-	case strings.Contains(msg, "CLUSTERDOWN"):
-		why, todo = "the cluster is down", "wait for every slot to be served, then retry"
-	case strings.Contains(msg, "cluster support disabled"), strings.Contains(msg, "ERR This instance has cluster support disabled"):
-		why, todo = "the server is not a cluster", "give one address without redis+cluster://"
-	case strings.Contains(msg, "LOADING"):
-		why, todo = "the server is still loading its data", "retry in a moment"
-	case strings.Contains(msg, "can't parse"), strings.Contains(msg, "HTTP/1."):
-		why, todo = "the server there does not speak the Redis protocol", "check the host and port: they belong to another kind of server"
-	case strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"), strings.Contains(msg, "broken pipe"):
-		why, todo = "the connection was closed", "check that the address is a Redis server and that it is running"
-	default:
-		why, todo = firstLine(msg), "check that the address is a Redis server and that it is running"
-	}
-	return fmt.Errorf("%w %s (%s); %s", ErrUnreachable, where, why, todo)
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 120 {
-		s = s[:120] + "…"
-	}
-	return s
 }

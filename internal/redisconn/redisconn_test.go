@@ -219,3 +219,82 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	}
 	return certFile, keyFile
 }
+
+// TestProbeDiagnosesRealFaults: the probe, a limiter-shaped write, fails for each
+// reason a limiter check fails, and Diagnose names each in words without the
+// server's address or user; Explain tells a refusal from an unreachable server.
+func TestProbeDiagnosesRealFaults(t *testing.T) {
+	b := redistest.Standalone(t)
+	ctx := context.Background()
+	admin := b.Client
+	if err := admin.ACLSetUser(ctx, "probe-user", "on", ">pw", "~*", "+@all", "-evalsha", "-eval").Err(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	tests := []struct {
+		name    string
+		url     string
+		fault   func()
+		undo    func()
+		kind    redisconn.Kind
+		why     string
+		refused bool
+	}{
+		{name: "healthy", url: b.URL()},
+		{name: "out of memory", url: b.URL(), kind: redisconn.KindOutOfMemory, why: "out of memory", refused: true,
+			fault: func() {
+				admin.ConfigSet(ctx, "maxmemory-policy", "noeviction")
+				admin.Set(ctx, "redisconn-test:{big}", strings.Repeat("x", 4<<20), time.Hour)
+				admin.ConfigSet(ctx, "maxmemory", "1mb")
+			},
+			undo: func() { admin.ConfigSet(ctx, "maxmemory", "0") }},
+		{name: "read-only replica", url: b.URL(), kind: redisconn.KindReadOnly, why: "read-only replica", refused: true,
+			fault: func() { admin.Do(ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(redistest.FreePort(t))) },
+			undo:  func() { admin.Do(ctx, "REPLICAOF", "NO", "ONE") }},
+		{name: "no permission", url: "redis://probe-user:pw@" + b.Addrs[0], kind: redisconn.KindNoPermission, why: "permission denied by an ACL", refused: true},
+		{name: "stalled", url: b.URL(), kind: redisconn.KindTimeout, why: "timeout: no answer in time",
+			fault: b.Server.Suspend, undo: b.Server.Resume},
+		{name: "refused", url: "redis://" + dead, kind: redisconn.KindRefused, why: "connection refused"},
+	}
+	for _, tt := range tests {
+		if tt.kind == redisconn.KindRefused {
+			_, err := redisconn.Open(ctx, tt.url, redisconn.Options{})
+			if err == nil || redisconn.Diagnose(err).Kind != redisconn.KindRefused || !errors.Is(err, redisconn.ErrUnreachable) {
+				t.Errorf("%s: Open = %v; want a refused connection, ErrUnreachable", tt.name, err)
+			}
+			continue
+		}
+		c := open(t, tt.url)
+		if tt.fault != nil {
+			tt.fault()
+		}
+		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		err := c.Probe(pctx, "redisconn-test:health:{abc}")
+		cancel()
+		if tt.undo != nil {
+			tt.undo()
+		}
+		p := redisconn.Diagnose(err)
+		if tt.kind == "" {
+			if err != nil {
+				t.Errorf("%s: Probe = %v; want nil", tt.name, err)
+			}
+			continue
+		}
+		if p.Kind != tt.kind || p.Why != tt.why || p.Answered != tt.refused {
+			t.Errorf("%s: Diagnose(%v) = %+v; want kind %q, why %q, answered %v", tt.name, err, p, tt.kind, tt.why, tt.refused)
+		}
+		if strings.Contains(p.Why, "127.0.0.1") || strings.Contains(p.Why, "probe-user") {
+			t.Errorf("%s: Why %q names the server or the user", tt.name, p.Why)
+		}
+		e := redisconn.Explain(err, "at "+c.Backend)
+		if sentinel := map[bool]error{true: redisconn.ErrRefused, false: redisconn.ErrUnreachable}[tt.refused]; !errors.Is(e, sentinel) || !strings.Contains(e.Error(), tt.why) {
+			t.Errorf("%s: Explain = %v; want %v and %q", tt.name, e, sentinel, tt.why)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,7 +166,31 @@ func (s *Server) Start() error {
 	return fmt.Errorf("redis-server on port %d did not answer PING within 10s", s.Port)
 }
 
-// Stop kills the server and waits for it to exit.
+// Suspend stops the server process with SIGSTOP: its connections stay open and new
+// ones are still accepted by the kernel, but nothing is answered, as in a stall.
+// Resume ends it; so does Stop. The test fails if the signal cannot be sent.
+func (s *Server) Suspend() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a suspended server with SIGCONT.
+func (s *Server) Resume() {
+	s.t.Helper()
+	s.signal(syscall.SIGCONT)
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil {
+		s.t.Fatalf("redis-server on port %d is not running: cannot send it %v", s.Port, sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("sending %v to redis-server on port %d: %v", sig, s.Port, err)
+	}
+}
+
+// Stop kills the server (also a suspended one) and waits for it to exit.
 func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return

@@ -188,6 +188,8 @@ func DescribeKey(k InspectKey) string {
 		return s
 	case k.Kind == algorithms.KindLock:
 		return "fill lock of product " + k.ProductID + ", held for " + inspectTTL(k.TTLMillis) + " more"
+	case k.Kind == algorithms.KindHealth:
+		return "a serve node's health probe, gone in " + inspectTTL(k.TTLMillis)
 	case k.State == nil:
 		return "no state"
 	}

@@ -64,7 +64,7 @@ func InspectSummaryTable(w io.Writer, s InspectSummary) error {
 	if s.Keys > 0 {
 		t := tablewriter.NewTable(w)
 		t.Header("kind", "algorithm", "keys")
-		for _, kind := range []string{string(algorithms.KindLimiter), string(algorithms.KindProduct), string(algorithms.KindLock), "undecodable"} {
+		for _, kind := range []string{string(algorithms.KindLimiter), string(algorithms.KindProduct), string(algorithms.KindLock), string(algorithms.KindHealth), "undecodable"} {
 			n := s.ByKind[kind]
 			if n == 0 {
 				continue
