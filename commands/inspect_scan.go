@@ -159,4 +159,3 @@ func inspectSummary(ctx context.Context, conn *redisconn.Conn, keys algorithms.K
 	s.MemorySampled = counted
 	return s, nil
 }
-
