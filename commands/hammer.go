@@ -53,7 +53,7 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 
 	var conn *redisconn.Conn
 	if len(opts.Targets) == 0 || opts.RedisURL != "" {
-		conn, err = redisconn.Open(ctx, opts.RedisURL, redisconn.Options{PoolSize: 256, MinIdleConns: 32})
+		conn, err = redisconn.Open(ctx, opts.RedisURL, redisconn.Options{PoolSize: 256, MinIdleConns: 32, EmbeddedCommand: opts.EmbeddedRedisCommand})
 		if err != nil {
 			return err
 		}

@@ -12,9 +12,10 @@ import "github.com/ratelab/ratelab/internal/redisconn"
 const embeddedMemoryLimit = 128 << 20
 
 // heapCeiling is the memory at which a run's paused collector still collects:
-// hammerMemoryLimit, or embeddedMemoryLimit when the embedded Redis shares the heap.
+// hammerMemoryLimit, or embeddedMemoryLimit when the embedded Redis shares the heap
+// (it runs in a child process of its own unless HammerOptions.EmbeddedRedisCommand is empty).
 func heapCeiling(conn *redisconn.Conn) int64 {
-	if conn != nil && conn.Embedded {
+	if conn != nil && conn.Embedded && !conn.ChildProcess {
 		return embeddedMemoryLimit
 	}
 	return hammerMemoryLimit

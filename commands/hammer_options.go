@@ -78,6 +78,11 @@ type HammerOptions struct {
 	// DenyStatus are the --target status codes that mean denied (nil: 429).
 	DenyStatus []int
 
+	// EmbeddedRedisCommand, when set, runs the embedded Redis (no --redis) in a child
+	// process: the argv of ratelab's hidden embedded-redis subcommand (cmd sets it).
+	// Empty, it runs in this process and shares its heap.
+	EmbeddedRedisCommand []string
+
 	// Thresholds; zero means not checked.
 	MaxBurstRatio  float64
 	MaxCheckP99    time.Duration
