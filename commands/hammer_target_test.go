@@ -79,7 +79,7 @@ func TestHammerSourceIdentityOnANodeThatTrustsNoProxy(t *testing.T) {
 func TestHammerSourceIdentityInProcess(t *testing.T) {
 	skipWithoutLoopbackNet(t)
 	b := redistest.Embedded(t)
-	opts := boundaryOptions(b.URL(), 10, algorithms.SlidingLog, algorithms.FixedWindow)
+	opts := boundaryOptions(b.URL(), 10, algorithms.SlidingLog)
 	opts.Identity = scenario.IdentitySource
 	h, err := hammerJSON(t, context.Background(), opts)
 	if err != nil {
@@ -88,9 +88,6 @@ func TestHammerSourceIdentityInProcess(t *testing.T) {
 	// The in-process nodes trust no proxy then, and still limit each identity alone.
 	if a := byName(t, h, algorithms.SlidingLog); a.Allowed != 10 || a.PeakInWindow != 5 || a.Checks.Unknown != 0 {
 		t.Fatalf("sliding-log: allowed %d, peak %d, checks %+v; want 5 for each of 2 identities, all known", a.Allowed, a.PeakInWindow, a.Checks)
-	}
-	if a := byName(t, h, algorithms.FixedWindow); a.PeakInWindow != 10 {
-		t.Fatalf("fixed-window: peak %d; want 2L across the edge", a.PeakInWindow)
 	}
 }
 
