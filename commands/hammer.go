@@ -79,10 +79,10 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30))
 	}
 
-	// No collections while a run sends, unless its heap nears hammerMemoryLimit (the
-	// embedded Redis's garbage: embeddedMemoryLimit; or a lower GOMEMLIMIT): each run
-	// starts with a collection instead.
-	defer scenario.PauseCollections(heapCeiling(conn))()
+	// No collections while a run sends, unless its heap nears hammerMemoryLimit (or a
+	// lower GOMEMLIMIT), or the embedded Redis shares the heap: each run starts with a
+	// collection instead.
+	defer pauseCollections(conn)()
 
 	var runs []hammerRun
 	for _, name := range names {

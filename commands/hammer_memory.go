@@ -1,22 +1,21 @@
 package commands
 
-import "github.com/ratelab/ratelab/internal/redisconn"
+import (
+	"github.com/ratelab/ratelab/internal/redisconn"
+	"github.com/ratelab/ratelab/scenario"
+)
 
-// embeddedMemoryLimit is the Go memory limit at which a run on the embedded Redis is
-// collected. The embedded Redis (miniredis) runs in hammer's own heap and makes a
-// fresh Lua state for every script call, about 250 MB/s of garbage at the default
-// 1000 rps: with collections off up to hammerMemoryLimit, the default run peaked at
-// 850 MB resident. At this limit it collects two or three times a second, its live
-// heap is 20–40 MB, it peaks near 125 MB, and its late sends measured no worse
-// (docs/hammer.md, "The embedded Redis's memory").
-const embeddedMemoryLimit = 128 << 20
-
-// heapCeiling is the memory at which a run's paused collector still collects:
-// hammerMemoryLimit, or embeddedMemoryLimit when the embedded Redis shares the heap
-// (it runs in a child process of its own unless HammerOptions.EmbeddedRedisCommand is empty).
-func heapCeiling(conn *redisconn.Conn) int64 {
+// pauseCollections turns the collector off while the runs send (scenario.PauseCollections
+// up to hammerMemoryLimit), unless the embedded Redis runs in this process. miniredis
+// makes a fresh Lua state for every script call, about 250 MB/s of garbage at the
+// default 1000 rps, and with collections off the default run peaked at 850 MB. Hammer
+// runs it in a child process (HammerOptions.EmbeddedRedisCommand); where it runs in
+// process (tests, callers that set no command) the collector stays on as configured:
+// a fixed memory limit with it off would collect without end once the live heap nears
+// the limit (docs/hammer.md, "The embedded Redis: memory").
+func pauseCollections(conn *redisconn.Conn) (restore func()) {
 	if conn != nil && conn.Embedded && !conn.ChildProcess {
-		return embeddedMemoryLimit
+		return func() {}
 	}
-	return hammerMemoryLimit
+	return scenario.PauseCollections(hammerMemoryLimit)
 }
