@@ -36,7 +36,12 @@ real-time thread where the OS allows it (CAP_SYS_NICE, e.g. root), so that the n
 and Redis on the same CPUs do not delay it; the report says when it could not. With
 --target, the check latency and fail-open answers come from the servers' Server-Timing
 headers and the cache figures from X-Cache. Identities reach the nodes in
-X-Forwarded-For from 127.0.0.1, which the nodes trust. Load only ever goes to loopback
+X-Forwarded-For from 127.0.0.1, which the nodes trust; with --identity source each
+identity sends from its own address 127.x.y.z instead, on connections of its own, and
+the nodes trust no header. --target takes any HTTP service: --path, -H and
+--deny-status say what to send it and how it refuses (below 400 is allowed; a 4xx or
+5xx whose RateLimit or X-RateLimit-Remaining header says none remain is denied too);
+without Server-Timing the check latency is unknown. Load only ever goes to loopback
 addresses. Ctrl-C stops the run and still prints the report.
 
 Patterns: mixed (default: steady traffic, one identity in ten bursting around every
@@ -57,7 +62,12 @@ noisy (one identity sends three requests in five).`,
   # hammer running 'ratelab serve' processes instead: they must trust 127.0.0.1's
   # X-Forwarded-For, and --limit/--window/--algorithms should say what they enforce
   ratelab serve --addr 127.0.0.1:8080 --trusted-proxies 127.0.0.0/8 --algorithm sliding-log --limit 100 --window 1s &
-  ratelab hammer --target http://127.0.0.1:8080 --algorithms sliding-log --limit 100 --window 1s` + "\n" + exitStatusHelp,
+  ratelab hammer --target http://127.0.0.1:8080 --algorithms sliding-log --limit 100 --window 1s
+
+  # any service on loopback: its path, a token, each client its own source address
+  # (127.x.y.z, so the service trusts no header), 429 or 403 for denied
+  ratelab hammer --target http://127.0.0.1:3000 --path '/api/items/{product}' -H 'Authorization: Bearer x' \
+    --identity source --deny-status 429,403 --limit 100 --window 1s` + "\n" + exitStatusHelp,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Global = *g
@@ -73,7 +83,7 @@ noisy (one identity sends three requests in five).`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&opts.IPs, "ips", commands.DefaultHammerIPs, "simulated client identities (addresses 10.x.y.z)")
+	f.IntVar(&opts.IPs, "ips", commands.DefaultHammerIPs, "simulated client identities (addresses 10.x.y.z; 127.x.y.z with --identity source)")
 	f.Float64Var(&opts.RPS, "rps", commands.DefaultHammerRPS, "total arrival rate, requests per second")
 	f.DurationVar(&opts.Duration, "duration", commands.DefaultHammerDuration, "how long each algorithm runs")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the schedule: the same seed, the same requests")
@@ -85,12 +95,19 @@ noisy (one identity sends three requests in five).`,
 	f.StringVar(&opts.Store, "store", productapi.StoreRedis, "where limiter state lives: redis (shared) or local (one per node)")
 	f.StringVar(&opts.Pattern, "pattern", scenario.PatternMixed, "traffic pattern: "+strings.Join(scenario.Patterns(), ", "))
 	f.IntVar(&opts.Products, "products", commands.DefaultHammerProducts, "distinct products requested, with Zipf popularity")
-	f.StringSliceVar(&opts.Targets, "target", nil, "hammer running 'ratelab serve' URLs (loopback only) instead of in-process nodes")
+	f.StringSliceVar(&opts.Targets, "target", nil, "hammer running services (ratelab serve, or any HTTP service; loopback only) instead of in-process nodes")
 	f.IntVar(&opts.Workers, "workers", scenario.DefaultWorkers, "most requests in flight at once: the connections hammer keeps open")
 	f.DurationVar(&opts.BackendDelay, "backend-delay", commands.DefaultBackendDelay, "how long the in-process nodes' backend takes per read")
 	f.DurationVar(&opts.CheckTimeout, "check-timeout", productapi.DefaultCheckTimeout, "the nodes' time budget for one limiter check; over it, the request fails open")
 	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "report format: "+strings.Join(report.Formats(), ", "))
 	f.StringVar(&opts.OutFile, "out", "", "write the report to this file (atomically) instead of standard output")
+	// How requests reach the nodes: any HTTP service on loopback, with --target. The
+	// defaults are the zero values (ratelab's path, X-Forwarded-For, 429), named in the help.
+	f.StringVar(&opts.Path, "path", "", "with --target: the request path, {product} for the product number, e.g. '/api/items/{product}' (default "+scenario.DefaultPath+")")
+	f.StringArrayVarP(&opts.Headers, "header", "H", nil, "with --target: an extra request header 'Name: value', as curl's -H (repeatable)")
+	f.StringVar((*string)(&opts.Identity), "identity", "",
+		"how each identity reaches the nodes: xff (X-Forwarded-For from 127.0.0.1, the default) or source (its own source address 127.x.y.z; Linux)")
+	f.IntSliceVar(&opts.DenyStatus, "deny-status", nil, "with --target: the status codes that mean denied, e.g. 429,403 (default 429)")
 	f.Float64Var(&opts.MaxBurstRatio, "max-burst-ratio", 0, "exit 3 if an algorithm's burst ratio (peak in W / L) is above this")
 	f.DurationVar(&opts.MaxCheckP99, "max-check-p99", 0, "exit 3 if an algorithm's per-check p99 latency is above this (e.g. 1ms)")
 	f.Float64Var(&opts.MinHitRatio, "min-hit-ratio", 0, "exit 3 if the cache hit ratio is below this (0..1)")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/commands"
+	"github.com/ratelab/ratelab/scenario"
 )
 
 // parseHammer runs `hammer args` with a stand-in for commands.Hammer and returns the
@@ -114,6 +115,40 @@ func TestHammerHelp(t *testing.T) {
 	for _, want := range []string{"Examples:", "ratelab hammer --ips 50 --rps 1000", "EXIT STATUS", "3  a threshold", "--max-burst-ratio"} {
 		if code != commands.ExitOK || !strings.Contains(out, want) {
 			t.Errorf("hammer --help (exit %d) lacks %q", code, want)
+		}
+	}
+}
+
+func TestHammerFlagsForAnyTarget(t *testing.T) {
+	o, code := parseHammer(t, "--target", "http://127.0.0.1:3000", "--path", "/api/items/{product}",
+		"-H", "Authorization: Bearer x", "--header", "X-Tenant: 7", "--identity", "source", "--deny-status", "429,403")
+	if code != commands.ExitOK || o == nil {
+		t.Fatalf("exit %d", code)
+	}
+	if o.Path != "/api/items/{product}" || !reflect.DeepEqual(o.Headers, []string{"Authorization: Bearer x", "X-Tenant: 7"}) ||
+		o.Identity != scenario.IdentitySource || !reflect.DeepEqual(o.DenyStatus, []int{429, 403}) {
+		t.Fatalf("parsed path %q, headers %q, identity %q, deny %v", o.Path, o.Headers, o.Identity, o.DenyStatus)
+	}
+	// A header value may hold commas: -H is not split.
+	if o, _ := parseHammer(t, "--target", "http://127.0.0.1:3000", "-H", "Accept: a/b, c/d"); o == nil || len(o.Headers) != 1 {
+		t.Fatalf("a header with a comma: %+v", o)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--target", "http://127.0.0.1:3000", "-H", "Bad Name: x"}, "not a valid token"},
+		{[]string{"--target", "http://127.0.0.1:3000", "-H", "NoColon"}, "'Name: value'"},
+		{[]string{"--target", "http://127.0.0.1:3000", "-H", "X-Forwarded-For: 1.2.3.4"}, "--identity source"},
+		{[]string{"--target", "http://127.0.0.1:3000", "--path", "api/items"}, "must start with /"},
+		{[]string{"--target", "http://127.0.0.1:3000", "--path", "/items/{id}"}, "unknown placeholder"},
+		{[]string{"--target", "http://127.0.0.1:3000", "--deny-status", "200"}, "cannot mean denied"},
+		{[]string{"--identity", "header"}, `identity "header"`},
+		{[]string{"--path", "/api/{product}"}, "are for --target"},
+	} {
+		code, _, errOut := run(t, append([]string{"hammer"}, tt.args...)...)
+		if code != commands.ExitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("ratelab hammer %q: exit %d, stderr %q; want exit 2 with %q", tt.args, code, errOut, tt.want)
 		}
 	}
 }

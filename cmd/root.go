@@ -43,6 +43,7 @@ func Main() int {
 		IsTerminal:    term.IsTerminal(int(os.Stdout.Fd())),
 		ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
 	}
+	setEmbeddedRedisCommand()
 	return Run(ctx, ios, os.Args[1:])
 }
 
@@ -117,9 +118,10 @@ so it works on a machine with nothing installed.` + "\n" + exitStatusHelp,
 	root.CompletionOptions.HiddenDefaultCmd = false
 	root.AddCommand(
 		newServeCmd(ios, g, commands.Serve),
-		newHammerCmd(ios, g, commands.Hammer),
+		newHammerCmd(ios, g, runHammer),
 		newInspectCmd(ios, g, commands.Inspect),
 		newFlushCmd(ios, g, commands.Flush),
+		newEmbeddedRedisCmd(ios),
 	)
 	return root
 }

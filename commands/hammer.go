@@ -32,7 +32,7 @@ const hammerMemoryLimit = 1 << 30
 // is an ExitThreshold error, after the report is written. opts passed Validate, as
 // cmd does.
 func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
-	ids, err := scenario.Identities(opts.IPs, uint8(rand.N(256)))
+	ids, err := opts.identities(uint8(rand.N(256)))
 	if err != nil {
 		return UsageError(err)
 	}
@@ -49,10 +49,11 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 		DurationMs: float64(opts.Duration) / float64(time.Millisecond),
 		Workers:    opts.workers(), LateAfterUs: scenario.DefaultLateAfter.Microseconds(),
 	}
+	describeRequests(h, opts)
 
 	var conn *redisconn.Conn
 	if len(opts.Targets) == 0 || opts.RedisURL != "" {
-		conn, err = redisconn.Open(ctx, opts.RedisURL, redisconn.Options{PoolSize: 256, MinIdleConns: 32})
+		conn, err = redisconn.Open(ctx, opts.RedisURL, redisconn.Options{PoolSize: 256, MinIdleConns: 32, EmbeddedCommand: opts.EmbeddedRedisCommand})
 		if err != nil {
 			return err
 		}
@@ -79,8 +80,9 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	}
 
 	// No collections while a run sends, unless its heap nears hammerMemoryLimit (or a
-	// lower GOMEMLIMIT): each run starts with a collection instead.
-	defer scenario.PauseCollections(hammerMemoryLimit)()
+	// lower GOMEMLIMIT), or the embedded Redis shares the heap: each run starts with a
+	// collection instead.
+	defer pauseCollections(conn)()
 
 	var runs []hammerRun
 	for _, name := range names {
@@ -172,6 +174,10 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	}
 	urls := make([]string, opts.Nodes)
 	nodes := make([]*productapi.Node, 0, opts.Nodes)
+	trusted := loopbackProxies
+	if opts.Identity == scenario.IdentitySource {
+		trusted = nil // the nodes take each connection's address as the client's
+	}
 	for i := range opts.Nodes {
 		node, err := productapi.NewNode(ctx, productapi.NodeConfig{
 			Redis: conn.Client, Keys: keys, Where: conn.Backend,
@@ -179,7 +185,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 			WrapLimiter: rec.Wrap,
 			Cache:       &cache.Options{LocalTTL: time.Second},
 			API: productapi.Config{
-				Backend: backend, TrustedProxies: loopbackProxies, Registerer: prometheus.NewRegistry(),
+				Backend: backend, TrustedProxies: trusted, Registerer: prometheus.NewRegistry(),
 				OnLimiterError: productapi.FailOpen, CheckTimeout: opts.CheckTimeout,
 				MaxChecksInFlight: conn.PoolSize(),
 			},
@@ -197,14 +203,18 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		defer node.Server.Close()
 		urls[i] = "http://" + ln.Addr().String()
 	}
-	target, err := scenario.NewHTTPTarget(urls, ids, opts.workers(), requestTimeout(opts.Policy))
+	cfg, err := opts.targetConfig(urls, ids)
+	if err != nil {
+		return hammerRun{}, err
+	}
+	target, err := scenario.NewTarget(cfg)
 	if err != nil {
 		return hammerRun{}, err
 	}
 	defer target.Close()
 
 	// Warm up as an identity that is not the run's, then forget what that recorded.
-	target.Warm(ctx, warmIdentity, warmPerNode)
+	target.Warm(ctx, opts.warmIdentityFor(), warmPerNode)
 	rec.Reset()
 	base := make([]cache.Stats, len(nodes))
 	for i, n := range nodes {
@@ -232,12 +242,16 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	return run, nil
 }
 
-// hammerTargets runs the schedule once against running `ratelab serve` processes,
-// reading each decision from the response.
+// hammerTargets runs the schedule once against running services (`ratelab serve` or
+// any HTTP service on loopback), reading each decision from the response.
 func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Schedule, ids []string,
 	offset time.Duration, bar *progressbar.ProgressBar) (hammerRun, error) {
 	rec := scenario.NewRecorder(ids)
-	target, err := scenario.NewHTTPTarget(opts.Targets, ids, opts.workers(), requestTimeout(opts.Policy))
+	cfg, err := opts.targetConfig(opts.Targets, ids)
+	if err != nil {
+		return hammerRun{}, err
+	}
+	target, err := scenario.NewTarget(cfg)
 	if err != nil {
 		return hammerRun{}, UsageError(err)
 	}

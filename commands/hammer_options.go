@@ -67,6 +67,22 @@ type HammerOptions struct {
 	Output string
 	// OutFile, when set, receives the report (written atomically) instead of Out.
 	OutFile string
+	// How requests reach the nodes (commands/hammer_target.go). Path is the --target
+	// path template, with {product} for the product number ("": scenario.DefaultPath).
+	Path string
+	// Headers are extra --target request headers, each "Name: value" as curl's -H.
+	Headers []string
+	// Identity is how identities reach the nodes: scenario.IdentityForwardedFor (""),
+	// or scenario.IdentitySource, each identity its own 127.x.y.z source address.
+	Identity scenario.IdentityMode
+	// DenyStatus are the --target status codes that mean denied (nil: 429).
+	DenyStatus []int
+
+	// EmbeddedRedisCommand, when set, runs the embedded Redis (no --redis) in a child
+	// process: the argv of ratelab's hidden embedded-redis subcommand (cmd sets it).
+	// Empty, it runs in this process and shares its heap.
+	EmbeddedRedisCommand []string
+
 	// Thresholds; zero means not checked.
 	MaxBurstRatio  float64
 	MaxCheckP99    time.Duration
@@ -132,7 +148,7 @@ func (o HammerOptions) Validate() error {
 			return Usagef("--target: %v", err)
 		}
 	}
-	return nil
+	return o.validateRequests()
 }
 
 func cmpOr(v, def int) int {

@@ -88,8 +88,8 @@ func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow
 		AchievedRPS: r.res.AchievedRPS, LateSends: r.res.Late, SendLagUs: sendLag(r.res.SendLag),
 		PeakInWindow: burst.PeakInWindow, PeakInTenthWindow: burst.PeakInTenthWindow,
 		ExpectedMaxInWindow: r.bound, BurstRatio: burst.BurstRatio,
-		CheckLatencyUs: cl,
-		E2ELatencyUs:   report.E2ELatency{P50: e2e.P50, P90: e2e.P90, P99: e2e.P99, P999: e2e.P999, Max: e2e.Max},
+		CheckLatencyUs: cl, CheckLatencyUnknown: cl.Count == 0,
+		E2ELatencyUs: report.E2ELatency{P50: e2e.P50, P90: e2e.P90, P99: e2e.P99, P999: e2e.P999, Max: e2e.Max},
 		Timeline: &report.Timeline{
 			Identity: tl.Identity, EdgeOffsetMs: float64(sched.TimelineEdge()) / float64(time.Millisecond),
 			BucketMs: float64(tl.BucketMicros) / 1000, Counts: tl.Counts,

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/textproto"
 	"net/url"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -25,9 +27,18 @@ import (
 type node struct {
 	index int         // in HTTPTarget.nodes
 	addr  string      // host:port to dial
-	host  string      // the Host header
 	path  string      // the base path, without a trailing slash
+	head  []byte      // the header lines every request carries: Host, User-Agent, extras
 	tls   *tls.Config // nil for http
+	// pools hold the free connections: one for every identity, or with IdentitySource
+	// one per identity (indexed like the identities), then the warm-up's.
+	pools []*pool
+}
+
+// pool is a set of a node's connections that any of its requests may take: each
+// bound to local, the source address, when that is set.
+type pool struct {
+	local *net.TCPAddr
 	free  chan *conn
 }
 
@@ -37,6 +48,7 @@ type node struct {
 type conn struct {
 	t    *HTTPTarget
 	n    *node
+	p    *pool // the pool it is freed to
 	mu   sync.Mutex
 	c    net.Conn // nil while broken
 	br   *bufio.Reader
@@ -53,8 +65,8 @@ type job struct {
 // dialTimeout bounds one connection attempt (loopback: an answer is immediate).
 const dialTimeout = 3 * time.Second
 
-func newNode(index int, u *url.URL, conns int) *node {
-	n := &node{index: index, host: u.Host, path: trimSlash(u.EscapedPath()), free: make(chan *conn, conns)}
+func newNode(index int, u *url.URL, headers []Header) *node {
+	n := &node{index: index, path: trimSlash(u.EscapedPath())}
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -66,7 +78,53 @@ func newNode(index int, u *url.URL, conns int) *node {
 	if u.Scheme == "https" {
 		n.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	}
+	host, agent := u.Host, "ratelab-hammer"
+	var extra []byte
+	for _, h := range headers {
+		switch textproto.CanonicalMIMEHeaderKey(h.Name) {
+		case "Host":
+			host = h.Value
+		case "User-Agent":
+			agent = h.Value
+		default:
+			extra = append(append(append(append(extra, h.Name...), ": "...), h.Value...), "\r\n"...)
+		}
+	}
+	n.head = append([]byte("Host: "+host+"\r\nUser-Agent: "+agent+"\r\n"), extra...)
 	return n
+}
+
+// addPool adds a pool of up to conns connections bound to local (nil: any address).
+func (n *node) addPool(local *net.TCPAddr, conns int) *pool {
+	p := &pool{local: local, free: make(chan *conn, conns)}
+	n.pools = append(n.pools, p)
+	return p
+}
+
+// sourceAddr is the local address of an identity's connections with IdentitySource.
+func sourceAddr(identity string) *net.TCPAddr {
+	return &net.TCPAddr{IP: net.ParseIP(identity)}
+}
+
+// reachesIPv4 reports a target that a connection from a 127.x.y.z address can reach:
+// an IPv4 loopback address, or localhost (which the dialer then resolves to one).
+func reachesIPv4(u *url.URL) bool {
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	return err == nil && a.Unmap().Is4()
+}
+
+// probeSource checks that this machine can send from identity's address, which
+// Linux allows for all of 127.0.0.0/8 and most other systems only for 127.0.0.1.
+func probeSource(identity string) error {
+	ln, err := net.ListenTCP("tcp4", sourceAddr(identity))
+	if err != nil {
+		return fmt.Errorf("cannot send from %s (%w): source identities need the whole 127.0.0.0/8 on the loopback interface, as Linux has; "+
+			"elsewhere add the addresses to it or send identities in X-Forwarded-For", identity, err)
+	}
+	return ln.Close()
 }
 
 func trimSlash(p string) string {
@@ -76,8 +134,11 @@ func trimSlash(p string) string {
 	return p
 }
 
-func (n *node) dial(ctx context.Context) (net.Conn, error) {
+func (n *node) dial(ctx context.Context, local *net.TCPAddr) (net.Conn, error) {
 	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	if local != nil {
+		d.LocalAddr = local
+	}
 	c, err := d.DialContext(ctx, "tcp", n.addr)
 	if err != nil || n.tls == nil {
 		return c, err
@@ -92,16 +153,17 @@ func (n *node) dial(ctx context.Context) (net.Conn, error) {
 	return tc, nil
 }
 
-// connect opens a connection, starts its reader and makes it free. A connection that
-// cannot be opened is made free broken: the next request on it tries again.
-func (t *HTTPTarget) connect(ctx context.Context, n *node) {
-	cn := &conn{t: t, n: n, jobs: make(chan job, 1), buf: make([]byte, 0, 256)}
-	if c, err := n.dial(ctx); err == nil {
+// connect opens a connection to n into its pool p, starts its reader and makes it
+// free. A connection that cannot be opened is made free broken: the next request on
+// it tries again.
+func (t *HTTPTarget) connect(ctx context.Context, n *node, p *pool) {
+	cn := &conn{t: t, n: n, p: p, jobs: make(chan job, 1), buf: make([]byte, 0, 256)}
+	if c, err := n.dial(ctx, p.local); err == nil {
 		cn.set(c)
 	}
 	t.conns = append(t.conns, cn)
 	t.readers.Go(cn.read)
-	n.free <- cn
+	p.free <- cn
 }
 
 // start writes one request on cn, free and taken by the caller, and then hands cn to
@@ -109,11 +171,11 @@ func (t *HTTPTarget) connect(ctx context.Context, n *node) {
 // first, and a failed write is tried once more on a new connection; when that fails
 // too, the request fails at once (done is then called before start returns).
 func (cn *conn) start(a Arrival, identity string, done func(Status)) {
-	cn.buf = appendRequest(cn.buf[:0], cn.n, a.Product, identity)
+	cn.buf = cn.t.appendRequest(cn.buf[:0], cn.n, a.Product, identity)
 	if err := cn.write(); err != nil {
 		cn.close()
 		done(Failed)
-		cn.n.free <- cn
+		cn.p.free <- cn
 		return
 	}
 	cn.jobs <- job{identity: identity, done: done}
@@ -127,7 +189,7 @@ func (cn *conn) write() error {
 		}
 		cn.close()
 	}
-	c, err := cn.n.dial(context.Background())
+	c, err := cn.n.dial(context.Background(), cn.p.local)
 	if err != nil {
 		return err
 	}
@@ -136,17 +198,20 @@ func (cn *conn) write() error {
 	return err
 }
 
-// appendRequest appends GET {path}/products/{id} with the identity in X-Forwarded-For.
-func appendRequest(b []byte, n *node, product int32, identity string) []byte {
+// appendRequest appends GET {base path}{path} with the node's header lines and, unless
+// identities go as source addresses, the identity in X-Forwarded-For.
+func (t *HTTPTarget) appendRequest(b []byte, n *node, product int32, identity string) []byte {
 	b = append(b, "GET "...)
 	b = append(b, n.path...)
-	b = append(b, "/products/"...)
-	b = strconv.AppendInt(b, int64(product), 10)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, n.host...)
-	b = append(b, "\r\nUser-Agent: ratelab-hammer\r\nX-Forwarded-For: "...)
-	b = append(b, identity...)
-	return append(b, "\r\n\r\n"...)
+	b = t.path.append(b, product)
+	b = append(b, " HTTP/1.1\r\n"...)
+	b = append(b, n.head...)
+	if !t.bySource {
+		b = append(b, "X-Forwarded-For: "...)
+		b = append(b, identity...)
+		b = append(b, "\r\n"...)
+	}
+	return append(b, "\r\n"...)
 }
 
 // read is a connection's reader: for each request written on it, it reads the answer,
@@ -171,7 +236,7 @@ func (cn *conn) read() {
 		case err != nil && cn.t.closing.Load():
 			jb.done(Cancelled)
 			cn.close()
-			cn.n.free <- cn
+			cn.p.free <- cn
 			continue
 		case err != nil:
 			jb.done(Failed)
@@ -182,7 +247,7 @@ func (cn *conn) read() {
 				cn.redial()
 			}
 		}
-		cn.n.free <- cn
+		cn.p.free <- cn
 	}
 }
 
@@ -256,7 +321,7 @@ func (cn *conn) redial() {
 	if cn.t.closing.Load() {
 		return
 	}
-	if c, err := cn.n.dial(context.Background()); err == nil {
+	if c, err := cn.n.dial(context.Background(), cn.p.local); err == nil {
 		cn.set(c)
 	}
 }

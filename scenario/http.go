@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -19,11 +20,12 @@ import (
 // ratelab only ever sends load to this machine.
 var ErrNotLoopback = errors.New("not a loopback address")
 
-// HTTPTarget sends a schedule's requests to Product API nodes, round robin, as
-// GET /products/{id} with the identity in X-Forwarded-For: the nodes trust the
-// loopback proxy the requests come from and take the identity as the client's IP. It
-// keeps its own keep-alive connections (see conns.go), so that Start can write a
-// request on the caller's thread, at once.
+// HTTPTarget sends a schedule's requests to HTTP nodes on loopback, round robin: by
+// default ratelab's Product API, GET /products/{id} with the identity in
+// X-Forwarded-For (the nodes trust the loopback proxy the requests come from and take
+// the identity as the client's IP); any service with a TargetConfig. It keeps its own
+// keep-alive connections (see conns.go), so that Start can write a request on the
+// caller's thread, at once.
 type HTTPTarget struct {
 	nodes      []*node
 	identities []string
@@ -45,40 +47,80 @@ type HTTPTarget struct {
 	// clock stands for the server's), with the check's latency from the response's
 	// Server-Timing: the burst analysis of nodes ratelab does not run.
 	Record *Recorder
+
+	// What each request carries and how its answer is read (TargetConfig).
+	path     PathTemplate
+	bySource bool  // IdentitySource: a pool of connections per node and identity
+	deny     []int // the status codes that mean denied
 }
 
 // ErrCheckFailed is what a target's decision is recorded with when its Server-Timing
 // says the limiter check failed and the node's fail mode decided instead.
 var ErrCheckFailed = errors.New("the target's limiter check failed")
 
-// NewHTTPTarget checks that every base URL is http(s) on a loopback address, opens
-// conns connections spread over them, and returns a target that gives each request
-// timeout. A node that cannot be reached is not an error here: its requests fail.
+// NewHTTPTarget is NewTarget for ratelab's Product API: GET /products/{id}, the
+// identity in X-Forwarded-For, 429 for denied.
 func NewHTTPTarget(bases []string, identities []string, conns int, timeout time.Duration) (*HTTPTarget, error) {
-	if len(bases) == 0 {
-		return nil, errors.New("no target URL")
+	return NewTarget(TargetConfig{Bases: bases, Identities: identities, Conns: conns, Timeout: timeout})
+}
+
+// NewTarget checks that every base URL is http(s) on a loopback address, opens
+// cfg.Conns connections spread over them (and, with IdentitySource, over the
+// identities, each bound to its identity's address), and returns a target that gives
+// each request cfg.Timeout. A node that cannot be reached is not an error here: its
+// requests fail.
+func NewTarget(cfg TargetConfig) (*HTTPTarget, error) {
+	path, err := cfg.check()
+	if err != nil {
+		return nil, err
 	}
-	urls := make([]*url.URL, len(bases))
-	for i, b := range bases {
+	bySource := cfg.Identity == IdentitySource
+	urls := make([]*url.URL, len(cfg.Bases))
+	for i, b := range cfg.Bases {
 		u, err := CheckLoopbackURL(b)
 		if err != nil {
 			return nil, err
 		}
+		if bySource && !reachesIPv4(u) {
+			return nil, fmt.Errorf("target %q: source identities are 127.x.y.z addresses, which reach IPv4 loopback only; use http://127.0.0.1:PORT", b)
+		}
 		urls[i] = u
 	}
-	t := &HTTPTarget{
-		identities: identities,
-		timeout:    timeout,
-		closed:     make(chan struct{}),
-		policies:   make([]atomic.Pointer[string], len(bases)),
+	if bySource && len(cfg.Identities) > 0 {
+		if err := probeSource(cfg.Identities[0]); err != nil {
+			return nil, err
+		}
 	}
-	perNode := max(1, (conns+len(urls)-1)/len(urls))
+	t := &HTTPTarget{
+		identities: cfg.Identities,
+		timeout:    cfg.Timeout,
+		closed:     make(chan struct{}),
+		policies:   make([]atomic.Pointer[string], len(urls)),
+		path:       path,
+		bySource:   bySource,
+		deny:       cfg.DenyStatus,
+	}
+	if len(t.deny) == 0 {
+		t.deny = []int{DefaultDenyStatus}
+	}
+	groups := 1
+	if bySource {
+		groups = max(1, len(cfg.Identities))
+	}
+	perPool := max(1, (cfg.Conns+len(urls)*groups-1)/(len(urls)*groups))
 	ctx := context.Background()
 	for i, u := range urls {
-		n := newNode(i, u, perNode)
+		n := newNode(i, u, cfg.Headers)
 		t.nodes = append(t.nodes, n)
-		for range perNode {
-			t.connect(ctx, n)
+		for g := range groups {
+			var local *net.TCPAddr
+			if bySource {
+				local = sourceAddr(cfg.Identities[g])
+			}
+			p := n.addPool(local, perPool)
+			for range perPool {
+				t.connect(ctx, n, p)
+			}
 		}
 	}
 	return t, nil
@@ -108,23 +150,26 @@ func CheckLoopbackURL(raw string) (*url.URL, error) {
 // busy, Start waits for one (waited is true), unless ctx is done first. Once the
 // target is aborted or closed, Start refuses.
 func (t *HTTPTarget) Start(ctx context.Context, a Arrival, done func(Status)) (waited bool, err error) {
-	n := int((t.next.Add(1) - 1) % uint64(len(t.nodes)))
-	return t.startOn(ctx, n, a.Product, t.identities[a.Identity], done)
+	nd := t.nodes[int((t.next.Add(1)-1)%uint64(len(t.nodes)))]
+	p := nd.pools[0]
+	if t.bySource {
+		p = nd.pools[a.Identity]
+	}
+	return t.startOn(ctx, p, a.Product, t.identities[a.Identity], done)
 }
 
-func (t *HTTPTarget) startOn(ctx context.Context, n int, product int32, identity string, done func(Status)) (bool, error) {
+func (t *HTTPTarget) startOn(ctx context.Context, p *pool, product int32, identity string, done func(Status)) (bool, error) {
 	if t.closing.Load() {
 		return false, errClosed
 	}
-	nd := t.nodes[n]
 	waited := false
 	var cn *conn
 	select {
-	case cn = <-nd.free:
+	case cn = <-p.free:
 	default:
 		waited = true
 		select {
-		case cn = <-nd.free:
+		case cn = <-p.free:
 		case <-ctx.Done():
 			return true, ctx.Err()
 		case <-t.closed:
@@ -134,15 +179,15 @@ func (t *HTTPTarget) startOn(ctx context.Context, n int, product int32, identity
 	t.starting.RLock()
 	defer t.starting.RUnlock()
 	if t.closing.Load() {
-		nd.free <- cn
+		p.free <- cn
 		return waited, errClosed
 	}
 	cn.start(Arrival{Product: product}, identity, done)
 	return waited, nil
 }
 
-// decide reads the decision from an answer: the status (200 allowed, 429 denied,
-// anything else failed) and, from a ratelab serve node, the Server-Timing header: the
+// decide reads the decision from an answer: the status (see classify: by default
+// below 400 allowed, 429 denied, anything else failed) and, from a ratelab serve node, the Server-Timing header: the
 // check's latency, and whether the check failed (a 200 then is a fail-open admission,
 // a 503 a fail-closed refusal). It also counts the answer's X-Cache source, notes the
 // target's RateLimit-Policy, and records the decision.
@@ -160,16 +205,9 @@ func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) Statu
 	if timed && outcome == wire.CheckError {
 		checkErr = ErrCheckFailed
 	}
-	var status Status
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		status = Allowed
-	case resp.StatusCode == http.StatusTooManyRequests:
-		status = Denied
-	case checkErr != nil:
-		status = Failed // fail closed: the check failed and the node refused
-	default:
-		return Failed
+	status := t.classify(resp.StatusCode, resp.Header)
+	if status == Failed && checkErr == nil {
+		return Failed // not a decision: no check failed, the node failed
 	}
 	if t.Record != nil {
 		t.Record.Record(identity, time.Now().UnixMicro(), status == Allowed, took, checkErr)
@@ -212,12 +250,21 @@ func (t *HTTPTarget) Policies() []string {
 // Warm sends perNode requests at once to every node as identity (one that is not the
 // run's) and waits for the answers: the nodes load the limiter script and fill their
 // caches before the schedule starts, so the first requests of a run are not the slow ones.
+// With IdentitySource, identity is an address of 127.0.0.0/8, and the warm-up opens
+// perNode connections of its own, bound to it, on every node.
 func (t *HTTPTarget) Warm(ctx context.Context, identity string, perNode int) {
 	var wg sync.WaitGroup
-	for n := range t.nodes {
+	for _, nd := range t.nodes {
+		p := nd.pools[0]
+		if t.bySource {
+			p = nd.addPool(sourceAddr(identity), perNode)
+			for range perNode {
+				t.connect(ctx, nd, p)
+			}
+		}
 		for range perNode {
 			wg.Add(1)
-			if _, err := t.startOn(ctx, n, 1, identity, func(Status) { wg.Done() }); err != nil {
+			if _, err := t.startOn(ctx, p, 1, identity, func(Status) { wg.Done() }); err != nil {
 				wg.Done()
 			}
 		}

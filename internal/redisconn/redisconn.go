@@ -47,6 +47,10 @@ type Conn struct {
 	// Cluster reports whether Client is a cluster client.
 	Cluster bool
 
+	// ChildProcess reports that the embedded Redis runs in a process of its own
+	// (Options.EmbeddedCommand), so its memory is not this process's.
+	ChildProcess bool
+
 	// probe is a client of its own with a small pool for Probe, so that a health
 	// check measures Redis and never waits behind this process's own load.
 	probe    redis.UniversalClient
@@ -54,6 +58,7 @@ type Conn struct {
 	mini     *miniredis.Miniredis
 	stop     chan struct{}
 	stopOnce sync.Once
+	child    *child // the embedded Redis's process, with ChildProcess
 }
 
 // DefaultPoolSize is the connection pool size per server when Options.PoolSize is 0:
@@ -82,6 +87,10 @@ type Options struct {
 	MinIdleConns int
 	// DialTimeout bounds connecting and the first PING; 0 means 3s.
 	DialTimeout time.Duration
+	// EmbeddedCommand, when set, runs the embedded Redis in a child process instead of
+	// this one: the argv of a program that calls ServeEmbedded (ratelab's hidden
+	// ChildCommand). Its garbage is then collected in that process, not this one's.
+	EmbeddedCommand []string
 }
 
 // quietLogger drops go-redis's own log lines (pool dial failures and the like):
@@ -100,6 +109,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	}
 	if opts.PoolSize <= 0 {
 		opts.PoolSize = DefaultPoolSize()
+	}
+	if strings.TrimSpace(rawURL) == "" && len(opts.EmbeddedCommand) > 0 {
+		return openChild(ctx, opts)
 	}
 	if strings.TrimSpace(rawURL) == "" {
 		return openEmbedded(opts)
@@ -143,23 +155,24 @@ func openEmbedded(opts Options) (*Conn, error) {
 		mini:     m,
 		stop:     make(chan struct{}),
 	}
-	go c.ageEmbedded()
+	go age(m, c.stop)
 	return c, nil
 }
 
-// ageEmbedded moves the embedded Redis's TTL clock with real time: miniredis only
-// expires keys when told time has passed, and ratelab relies on every key expiring.
-func (c *Conn) ageEmbedded() {
+// age moves an embedded Redis's TTL clock with real time until stop is closed:
+// miniredis only expires keys when told time has passed, and ratelab relies on every
+// key expiring.
+func age(m *miniredis.Miniredis, stop <-chan struct{}) {
 	const every = 100 * time.Millisecond
 	t := time.NewTicker(every)
 	defer t.Stop()
 	last := time.Now()
 	for {
 		select {
-		case <-c.stop:
+		case <-stop:
 			return
 		case now := <-t.C:
-			c.mini.FastForward(now.Sub(last))
+			m.FastForward(now.Sub(last))
 			last = now
 		}
 	}
@@ -206,6 +219,9 @@ func (c *Conn) Close() error {
 			close(c.stop)
 			c.mini.Close()
 		}
+		if c.child != nil {
+			c.child.stop()
+		}
 	})
 	return err
 }
@@ -213,8 +229,11 @@ func (c *Conn) Close() error {
 // Addr is the embedded Redis's address (empty for a real one), for processes that
 // need to reach it from outside ratelab.
 func (c *Conn) Addr() string {
-	if c.mini != nil {
+	switch {
+	case c.mini != nil:
 		return c.mini.Addr()
+	case c.child != nil:
+		return c.child.addr
 	}
 	return ""
 }

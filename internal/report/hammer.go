@@ -34,8 +34,15 @@ type Hammer struct {
 	// TargetPolicies are the RateLimit-Policy headers the targets answered with, one
 	// per target ("" for a target that sent none).
 	TargetPolicies []string `json:"target_policies,omitempty"`
-	Pattern        string   `json:"pattern"`
-	IPs            int      `json:"ips"`
+	// Identity is how identities reached the nodes: "xff" (X-Forwarded-For) or
+	// "source" (each identity its own 127.x.y.z source address).
+	Identity string `json:"identity,omitempty"`
+	// Path is the targets' path template, and DenyStatus the status codes read as
+	// denied, with --target.
+	Path       string `json:"path,omitempty"`
+	DenyStatus []int  `json:"deny_status,omitempty"`
+	Pattern    string `json:"pattern"`
+	IPs        int    `json:"ips"`
 	// Products is how many distinct products were requested, with Zipf popularity.
 	Products int `json:"products"`
 	// TargetRPS is the requested arrival rate; AchievedRPS what was sent, over every run.
@@ -110,9 +117,13 @@ type Algorithm struct {
 	PeakInTenthWindow int64   `json:"peak_in_tenth_window"`
 	// ExpectedMaxInWindow is the algorithm's worst case for one identity in any window
 	// (times the nodes, for a local store).
-	ExpectedMaxInWindow int64           `json:"expected_max_in_window"`
-	BurstRatio          float64         `json:"burst_ratio"`
-	CheckLatencyUs      CheckLatency    `json:"check_latency_us"`
+	ExpectedMaxInWindow int64        `json:"expected_max_in_window"`
+	BurstRatio          float64      `json:"burst_ratio"`
+	CheckLatencyUs      CheckLatency `json:"check_latency_us"`
+	// CheckLatencyUnknown reports that no check was timed (a target that sends no
+	// Server-Timing, so is not ratelab serve): CheckLatencyUs is then all zero, not
+	// measured, and is never to be shown as a latency.
+	CheckLatencyUnknown bool            `json:"check_latency_unknown,omitempty"`
 	E2ELatencyUs        E2ELatency      `json:"e2e_latency_us"`
 	Timeline            *Timeline       `json:"timeline,omitempty"`
 	Interrupted         bool            `json:"interrupted,omitempty"`

@@ -60,7 +60,7 @@ func hammerSections(h *Hammer) []hammerSection {
 		c, e := a.CheckLatencyUs, a.E2ELatencyUs
 		row := []string{a.Name, micros(c.P50), micros(c.P90), micros(c.P99), micros(c.P999), micros(c.Max),
 			micros(e.P50), micros(e.P99), micros(e.Max)}
-		if c.Count == 0 {
+		if c.Count == 0 || a.CheckLatencyUnknown {
 			for i := 1; i <= 5; i++ {
 				row[i] = "-"
 			}
@@ -107,7 +107,11 @@ func hammerRunRows(h *Hammer) [][2]string {
 	nodes := fmt.Sprintf("%d in process, round robin, store %s", h.Nodes, h.Store)
 	switch {
 	case len(h.Targets) > 0:
-		nodes = fmt.Sprintf("%d running ratelab serve: %s", len(h.Targets), describeTargets(h))
+		nodes = plural(len(h.Targets), "target")
+		if h.Path != "" {
+			nodes += fmt.Sprintf(", GET %s, denied on %s", h.Path, statusList(h.DenyStatus))
+		}
+		nodes += ": " + describeTargets(h)
 	case h.Store == "local":
 		nodes += " (a limiter per node: a client gets up to one limit per node)"
 	case h.Store == "redis":
@@ -130,7 +134,8 @@ func hammerRunRows(h *Hammer) [][2]string {
 	rows := [][2]string{
 		{"backend", backend},
 		{"nodes", nodes},
-		{"traffic", fmt.Sprintf("%s from %d identities, %d products (Zipf), seed %d", h.Pattern, h.IPs, h.Products, h.Seed)},
+		{"traffic", fmt.Sprintf("%s from %d identities%s, %d products (Zipf), seed %d", h.Pattern, h.IPs,
+			describeIdentity(h.Identity), h.Products, h.Seed)},
 		{"rate", fmt.Sprintf("target %s rps, achieved %s rps, at most %d in flight (--workers)", trimFloat(h.TargetRPS),
 			strconv.FormatFloat(h.AchievedRPS, 'f', 1, 64), h.Workers)},
 		{"late sends", late},
@@ -145,10 +150,35 @@ func hammerRunRows(h *Hammer) [][2]string {
 
 func latencyHeading(h *Hammer) string {
 	s := "Latency: check = the limiter call alone; e2e = from each request's intended send time to its answer"
-	if len(h.Targets) > 0 {
+	unknown := len(h.Algorithms) > 0
+	for _, a := range h.Algorithms {
+		unknown = unknown && a.CheckLatencyUnknown
+	}
+	switch {
+	case len(h.Targets) > 0 && unknown:
+		s += " (check latency unknown: the targets sent no " + wire.HeaderServerTiming + ", so they are not ratelab serve)"
+	case len(h.Targets) > 0:
 		s += " (check latency as the serve processes report it in " + wire.HeaderServerTiming + ")"
 	}
 	return s
+}
+
+// describeIdentity says how the identities reached the nodes, unless that was the
+// default, X-Forwarded-For.
+func describeIdentity(identity string) string {
+	if identity == "source" {
+		return " as source addresses (127.x.y.z, connections of their own)"
+	}
+	return ""
+}
+
+// statusList writes status codes as "429, 403".
+func statusList(codes []int) string {
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = strconv.Itoa(c)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // describeTargets lists the targets with the policy each answered with, and says so
