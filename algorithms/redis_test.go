@@ -63,8 +63,12 @@ func TestConcurrentAdmitsExactly(t *testing.T) {
 					}
 					limiters[i] = l
 				}
+				attempts := 0
 				for round := 0; round < rounds; round++ {
-					identity := fmt.Sprintf("192.0.2.%d", round+1)
+					// A fresh identity per attempt: a repeated round must not meet the
+					// state its straddling attempt left (an empty bucket).
+					attempts++
+					identity := fmt.Sprintf("192.0.2.%d", attempts)
 					var allowed, errs atomic.Int64
 					var minT, maxT atomic.Int64
 					minT.Store(1 << 62)
