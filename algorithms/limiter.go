@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -99,101 +96,4 @@ func (l *Redis) run(ctx context.Context, identity, now string) (Decision, error)
 		return Decision{}, fmt.Errorf("%s check: %w: %d values", l.spec.name, ErrBadReply, len(res))
 	}
 	return decision(res[0] == 1, l.policy.Limit, res[1], res[2], res[3], res[4], res[5]), nil
-}
-
-// Local is a Limiter that keeps state in this process only, as a limiter without
-// Redis would: behind a load balancer over N nodes, each node's Local lets a client
-// through up to N times. It runs the same models the scripts are tested against.
-type Local struct {
-	spec   *spec
-	policy Policy
-	now    func() time.Time
-	seed   maphash.Seed
-	shards [localShards]localShard
-	calls  atomic.Uint64
-}
-
-const (
-	localShards = 32
-	// sweepEvery is how many decisions pass between two sweeps of idle state. Each
-	// sweep visits the next shard in turn, so shards whose identities went quiet are
-	// swept too, and no single call pays for more than one shard.
-	sweepEvery = 1024
-)
-
-type localShard struct {
-	mu     sync.Mutex
-	states map[string]*localState
-}
-
-type localState struct {
-	model   Model
-	expires int64 // µs; from then on the state is fresh again and can be dropped
-}
-
-// NewLocal returns an in-memory limiter; now is its clock (time.Now when nil).
-func NewLocal(algorithm string, p Policy, now func() time.Time) (*Local, error) {
-	s, err := lookup(algorithm, p)
-	if err != nil {
-		return nil, err
-	}
-	if now == nil {
-		now = time.Now
-	}
-	l := &Local{spec: s, policy: p, now: now, seed: maphash.MakeSeed()}
-	for i := range l.shards {
-		l.shards[i].states = make(map[string]*localState)
-	}
-	return l, nil
-}
-
-// Algorithm is the algorithm's name.
-func (l *Local) Algorithm() string { return l.spec.name }
-
-// Policy is the policy the limiter enforces.
-func (l *Local) Policy() Policy { return l.policy }
-
-// Allow decides one request of identity at the limiter's clock.
-func (l *Local) Allow(_ context.Context, identity string) (Decision, error) {
-	id, err := NormalizeIdentity(identity)
-	if err != nil {
-		return Decision{}, err
-	}
-	now := l.now().UnixMicro()
-	sh := &l.shards[maphash.String(l.seed, id)%localShards]
-	sh.mu.Lock()
-	st, ok := sh.states[id]
-	if !ok || st.expires <= now {
-		st = &localState{model: l.spec.model(l.policy)}
-		sh.states[id] = st
-	}
-	d := st.model.Allow(now)
-	st.expires = now + d.ResetAfter.Microseconds()
-	sh.mu.Unlock()
-	if n := l.calls.Add(1); n%sweepEvery == 0 {
-		l.sweep(&l.shards[(n/sweepEvery)%localShards], now)
-	}
-	return d, nil
-}
-
-// sweep drops the state of identities that are back to fresh.
-func (l *Local) sweep(sh *localShard, now int64) {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	for k, s := range sh.states {
-		if s.expires <= now {
-			delete(sh.states, k)
-		}
-	}
-}
-
-// Len is how many identities the limiter holds state for.
-func (l *Local) Len() int {
-	n := 0
-	for i := range l.shards {
-		l.shards[i].mu.Lock()
-		n += len(l.shards[i].states)
-		l.shards[i].mu.Unlock()
-	}
-	return n
 }

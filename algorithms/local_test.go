@@ -117,3 +117,112 @@ func TestNewLimiterRefusesBadInput(t *testing.T) {
 		t.Error("a keyspace without prefix accepted")
 	}
 }
+
+// TestLocalEvictsLeastRecentlyUsed: at its bound a Local forgets the identity used
+// least recently, counts it, and that identity starts fresh.
+func TestLocalEvictsLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Unix(1_790_000_000, 0)}
+	l, err := algorithms.NewLocal(algorithms.FixedWindow, algorithms.Policy{Limit: 1, Window: time.Hour}, clock.Now,
+		algorithms.WithMaxIdentities(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each step: an identity, whether it is admitted (a remembered one is denied: its
+	// one request an hour is used; a forgotten one is admitted), and the evictions after.
+	steps := []struct {
+		id        string
+		allowed   bool
+		evictions int64
+	}{
+		{"10.0.0.1", true, 0}, {"10.0.0.2", true, 0}, {"10.0.0.3", true, 0}, // order 1 2 3
+		{"10.0.0.1", false, 0}, // 2 3 1
+		{"10.0.0.4", true, 1},  // 2 forgotten: 3 1 4
+		{"10.0.0.2", true, 2},  // starts fresh; 3 forgotten: 1 4 2
+		{"10.0.0.1", false, 2}, // still remembered: 4 2 1
+		{"10.0.0.3", true, 3},  // 4 forgotten: 2 1 3
+		{"10.0.0.2", false, 3}, // 1 3 2
+		{"10.0.0.4", true, 4},  // 1 forgotten: 3 2 4
+	}
+	for i, s := range steps {
+		d, err := l.Allow(context.Background(), s.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed != s.allowed || l.Evictions() != s.evictions || l.Len() > 3 {
+			t.Fatalf("step %d (%s): allowed %v, %d evictions, %d held; want allowed %v, %d evictions, at most 3 held",
+				i, s.id, d.Allowed, l.Evictions(), l.Len(), s.allowed, s.evictions)
+		}
+	}
+}
+
+// TestLocalEvictedIdentityStartsFresh: for every algorithm, an identity forgotten at
+// the bound decides as a fresh one does, and the forgetting is counted.
+func TestLocalEvictedIdentityStartsFresh(t *testing.T) {
+	t.Parallel()
+	p := algorithms.Policy{Limit: 3, Window: time.Minute, Burst: 2}
+	for _, name := range algorithms.Names() {
+		clock := &fakeClock{now: time.Unix(1_790_000_000, 0)}
+		l, err := algorithms.NewLocal(name, p, clock.Now, algorithms.WithMaxIdentities(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for {
+			d, _ := l.Allow(ctx, "10.0.0.1")
+			if !d.Allowed {
+				break
+			}
+		}
+		if _, err := l.Allow(ctx, "10.0.0.2"); err != nil {
+			t.Fatal(err)
+		}
+		if l.Evictions() != 1 || l.Len() != 1 {
+			t.Fatalf("%s: %d evictions, %d held; want 1 and 1", name, l.Evictions(), l.Len())
+		}
+		fresh, _ := algorithms.NewModel(name, p)
+		now := clock.Now().UnixMicro()
+		for i := 0; i < 4; i++ {
+			got, _ := l.Allow(ctx, "10.0.0.1")
+			if want := fresh.Allow(now); got != want {
+				t.Fatalf("%s: request %d after eviction %+v, a fresh identity's %+v", name, i, got, want)
+			}
+		}
+	}
+}
+
+// TestLocalFreshStateIsNotAnEviction: making room by dropping state that is back to
+// fresh forgets nothing and is not counted.
+func TestLocalFreshStateIsNotAnEviction(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Unix(1_790_000_000, 0)}
+	l, _ := algorithms.NewLocal(algorithms.GCRA, algorithms.Policy{Limit: 1, Window: time.Second}, clock.Now, algorithms.WithMaxIdentities(2))
+	ctx := context.Background()
+	l.Allow(ctx, "10.0.0.1")
+	l.Allow(ctx, "10.0.0.2")
+	clock.Set(clock.Now().Add(time.Hour))
+	l.Allow(ctx, "10.0.0.3")
+	l.Allow(ctx, "10.0.0.4")
+	if l.Evictions() != 0 || l.Len() > 2 {
+		t.Fatalf("%d evictions, %d held; want 0 and at most 2", l.Evictions(), l.Len())
+	}
+}
+
+// TestLocalDefaultBound: without WithMaxIdentities a Local holds DefaultMaxIdentities.
+func TestLocalDefaultBound(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Unix(1_790_000_000, 0)}
+	l, _ := algorithms.NewLocal(algorithms.TokenBucket, algorithms.Policy{Limit: 1, Window: time.Hour}, clock.Now)
+	ctx := context.Background()
+	for i := 0; i <= algorithms.DefaultMaxIdentities; i++ {
+		if _, err := l.Allow(ctx, fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.Len() != algorithms.DefaultMaxIdentities || l.Evictions() != 1 {
+		t.Fatalf("%d held, %d evictions; want %d and 1", l.Len(), l.Evictions(), algorithms.DefaultMaxIdentities)
+	}
+	if _, err := algorithms.NewLocal(algorithms.GCRA, algorithms.Policy{Limit: 1, Window: time.Second}, nil, algorithms.WithMaxIdentities(0)); err == nil {
+		t.Error("a bound of 0 identities was accepted")
+	}
+}
