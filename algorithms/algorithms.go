@@ -26,7 +26,12 @@ var ErrUnknownAlgorithm = errors.New("unknown algorithm")
 // at now (microseconds since the epoch) and updates the state exactly as the Lua
 // script updates Redis. Models are not safe for concurrent use.
 type Model interface {
+	// Allow decides a request at now.
 	Allow(now int64) Decision
+	// GiveBack returns the slot of d, a Decision this model made, at now, and reports
+	// whether it did. Only the leaky bucket gives back, and only the slot of a request
+	// still waiting in its queue (see Redis.GiveBack); the others always report false.
+	GiveBack(d Decision, now int64) bool
 }
 
 // model is what every algorithm's model is: a Model that can also say what its state
@@ -48,14 +53,14 @@ type spec struct {
 	// lua is the algorithm's script without the prelude; script is prelude + lua.
 	lua    string
 	script *redis.Script
-	model  func(Policy) model
+	model  func(Policy, options) model
 	// load reads the model back from a key's raw content, as the script wrote it.
-	load func(Policy, Content) (model, error)
+	load func(Policy, options, Content) (model, error)
 	// worst is the most requests the algorithm can admit for one identity in any window W.
 	worst func(Policy) int64
 }
 
-func newSpec(name, lua string, newModel func(Policy) model, load func(Policy, Content) (model, error), worst func(Policy) int64) *spec {
+func newSpec(name, lua string, newModel func(Policy, options) model, load func(Policy, options, Content) (model, error), worst func(Policy) int64) *spec {
 	return &spec{name: name, lua: lua, script: redis.NewScript(prelude + lua), model: newModel, load: load, worst: worst}
 }
 
@@ -88,13 +93,18 @@ func Lookup(name string) error {
 	return nil
 }
 
-// NewModel returns a fresh model of one identity's state under the named algorithm.
-func NewModel(name string, p Policy) (Model, error) {
+// NewModel returns a fresh model of one identity's state under the named algorithm,
+// tuned by opts (WithMaxDelay) as a limiter with the same options is.
+func NewModel(name string, p Policy, opts ...Option) (Model, error) {
 	s, err := lookup(name, p)
 	if err != nil {
 		return nil, err
 	}
-	return s.model(p), nil
+	o, err := applyOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.model(p, o), nil
 }
 
 // ExpectedMaxInWindow is the most requests the algorithm can admit for one identity

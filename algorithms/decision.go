@@ -21,4 +21,9 @@ type Decision struct {
 	Delay time.Duration
 	// TimeMicros is the server time of the decision, microseconds since the Unix epoch.
 	TimeMicros int64
+
+	// since and seq say which request of the leaky bucket's queue an admitted
+	// request is (the busy period that began at since, µs, and its place in it), so
+	// that it can be given back; 0 otherwise. Not part of the JSON form.
+	since, seq int64
 }

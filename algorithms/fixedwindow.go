@@ -16,10 +16,10 @@ type fixedWindow struct {
 	count int64
 }
 
-func newFixedWindow(p Policy) model { return &fixedWindow{p: p} }
+func newFixedWindow(p Policy, _ options) model { return &fixedWindow{p: p} }
 
 // loadFixedWindow reads the hash {w, n} that fixed_window.lua writes.
-func loadFixedWindow(p Policy, c Content) (model, error) {
+func loadFixedWindow(p Policy, _ options, c Content) (model, error) {
 	f, err := hashFields(FixedWindow, c)
 	if err != nil {
 		return nil, err
@@ -45,6 +45,9 @@ func (m *fixedWindow) Allow(now int64) Decision {
 	}
 	return decision(false, m.p.Limit, 0, reset, reset, 0, now)
 }
+
+// GiveBack gives nothing back: only the leaky bucket has requests that wait.
+func (m *fixedWindow) GiveBack(Decision, int64) bool { return false }
 
 func (m *fixedWindow) capacity() int64 { return m.p.Limit }
 

@@ -20,10 +20,10 @@ type gcra struct {
 	seen bool
 }
 
-func newGCRA(p Policy) model { return &gcra{p: p} }
+func newGCRA(p Policy, _ options) model { return &gcra{p: p} }
 
 // loadGCRA reads the string "<tat>" or "<tat> <f>" that gcra.lua writes.
-func loadGCRA(p Policy, c Content) (model, error) {
+func loadGCRA(p Policy, _ options, c Content) (model, error) {
 	if c.String == nil {
 		return nil, fmt.Errorf("%w: gcra state is a string, \"<tat>\" or \"<tat> <f>\", this is %s", ErrBadState, c.kind())
 	}
@@ -62,6 +62,9 @@ func (m *gcra) Allow(now int64) Decision {
 	}
 	return decision(false, limit, 0, cdiv(diff-tau, limit), cdiv(diff, limit), 0, now)
 }
+
+// GiveBack gives nothing back: only the leaky bucket has requests that wait.
+func (m *gcra) GiveBack(Decision, int64) bool { return false }
 
 func (m *gcra) capacity() int64 { return m.p.EffectiveBurst() }
 

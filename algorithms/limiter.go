@@ -15,6 +15,11 @@ import (
 type Limiter interface {
 	// Allow decides one request of identity.
 	Allow(ctx context.Context, identity string) (Decision, error)
+	// GiveBack returns the slot of a request of identity that Allow admitted with a
+	// Delay and that will not be served after all (its client went away while it
+	// waited), and reports whether a slot was returned. Only the leaky bucket gives
+	// back; see Redis.GiveBack.
+	GiveBack(ctx context.Context, identity string, d Decision) (bool, error)
 	// Algorithm is the algorithm's name.
 	Algorithm() string
 	// Policy is the policy the limiter enforces.
@@ -32,15 +37,22 @@ type Redis struct {
 	spec   *spec
 	policy Policy
 	rdb    redis.Scripter
-	args   []any // limit, window µs, burst: the fixed ARGV of every call
+	// args is the fixed ARGV of every call: limit, window µs, burst, and for the leaky
+	// bucket its max delay µs after the slot of the time.
+	args []any
 	// keyHead is every key of this limiter up to the identity, built once: the check
 	// is the hot path, and the policy's text does not change.
 	keyHead string
 }
 
-// NewRedis returns a Redis limiter for the named algorithm and policy, keyed under keys.
-func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy) (*Redis, error) {
+// NewRedis returns a Redis limiter for the named algorithm and policy, keyed under
+// keys and tuned by opts (WithMaxDelay for the leaky bucket).
+func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy, opts ...Option) (*Redis, error) {
 	s, err := lookup(algorithm, p)
+	if err != nil {
+		return nil, err
+	}
+	o, err := applyOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -48,11 +60,15 @@ func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy) (*R
 		return nil, fmt.Errorf("%w: the keyspace has no prefix", ErrInvalidPrefix)
 	}
 	head := keys.Limiter(algorithm, p, "")
-	return &Redis{
+	l := &Redis{
 		spec: s, policy: p, rdb: rdb,
-		args:    []any{p.Limit, p.WindowMicros(), p.EffectiveBurst()},
+		args:    []any{p.Limit, p.WindowMicros(), p.EffectiveBurst(), ""},
 		keyHead: head[:len(head)-1], // without the closing brace
-	}, nil
+	}
+	if algorithm == LeakyBucket {
+		l.args = append(l.args, o.leakyMaxDelay(p))
+	}
+	return l, nil
 }
 
 // Algorithm is the algorithm's name.
@@ -72,28 +88,83 @@ func (l *Redis) Key(identity string) (string, error) {
 
 // Allow decides one request of identity at the Redis server's time.
 func (l *Redis) Allow(ctx context.Context, identity string) (Decision, error) {
-	return l.run(ctx, identity, "")
+	return l.allow(ctx, identity, "")
 }
 
 // AllowAt decides one request of identity as if the server's clock read now. It is
 // for tests and virtual clocks: state written at one time and read at an earlier one
 // is not meaningful.
 func (l *Redis) AllowAt(ctx context.Context, identity string, now time.Time) (Decision, error) {
-	return l.run(ctx, identity, strconv.FormatInt(now.UnixMicro(), 10))
+	return l.allow(ctx, identity, strconv.FormatInt(now.UnixMicro(), 10))
 }
 
-func (l *Redis) run(ctx context.Context, identity, now string) (Decision, error) {
+func (l *Redis) allow(ctx context.Context, identity, now string) (Decision, error) {
 	key, err := l.Key(identity)
 	if err != nil {
 		return Decision{}, err
 	}
-	args := [4]any{l.args[0], l.args[1], l.args[2], now}
-	res, err := l.spec.script.Run(ctx, l.rdb, []string{key}, args[:]...).Int64Slice()
+	res, err := l.run(ctx, key, now)
 	if err != nil {
 		return Decision{}, fmt.Errorf("%s check: %w", l.spec.name, err)
 	}
-	if len(res) != 6 {
+	want := 6
+	if l.spec.name == LeakyBucket {
+		want = 8
+	}
+	if len(res) != want {
 		return Decision{}, fmt.Errorf("%s check: %w: %d values", l.spec.name, ErrBadReply, len(res))
 	}
-	return decision(res[0] == 1, l.policy.Limit, res[1], res[2], res[3], res[4], res[5]), nil
+	d := decision(res[0] == 1, l.policy.Limit, res[1], res[2], res[3], res[4], res[5])
+	if want == 8 {
+		d.since, d.seq = res[6], res[7]
+	}
+	return d, nil
+}
+
+// run calls the script on key at now ("" for the server's TIME), with extra ARGV
+// after the limiter's own.
+func (l *Redis) run(ctx context.Context, key, now string, extra ...any) ([]int64, error) {
+	args := make([]any, 0, len(l.args)+len(extra))
+	args = append(append(args, l.args...), extra...)
+	args[3] = now
+	return l.spec.script.Run(ctx, l.rdb, []string{key}, args...).Int64Slice()
+}
+
+// GiveBack returns the slot of d, a request of identity that this limiter admitted
+// with a Delay, at the Redis server's time, and reports whether it did. Call it when
+// the request will not be served after all: its client went away while it waited.
+// It must be called at most once per Decision, and with the identity given to Allow.
+//
+// Only the leaky bucket gives back, and only the slot of a request that has not yet
+// left the queue: before d's departure (its time plus Delay), and while the queue's
+// level proves the request still waits. The level afterwards is exactly what it would
+// be had the request never come; a give-back that cannot be proven so is refused and
+// changes nothing, so giving back never mints capacity. It refuses a denied decision,
+// one without Delay, and every decision of the other algorithms without a call to Redis.
+func (l *Redis) GiveBack(ctx context.Context, identity string, d Decision) (bool, error) {
+	return l.giveBack(ctx, identity, d, "")
+}
+
+// GiveBackAt is GiveBack as if the server's clock read now, for tests and virtual
+// clocks, as AllowAt is.
+func (l *Redis) GiveBackAt(ctx context.Context, identity string, d Decision, now time.Time) (bool, error) {
+	return l.giveBack(ctx, identity, d, strconv.FormatInt(now.UnixMicro(), 10))
+}
+
+func (l *Redis) giveBack(ctx context.Context, identity string, d Decision, now string) (bool, error) {
+	if l.spec.name != LeakyBucket || !d.Allowed || d.Delay <= 0 {
+		return false, nil
+	}
+	key, err := l.Key(identity)
+	if err != nil {
+		return false, err
+	}
+	res, err := l.run(ctx, key, now, "give-back", d.TimeMicros, d.Delay.Microseconds(), d.since, d.seq)
+	if err != nil {
+		return false, fmt.Errorf("%s give-back: %w", l.spec.name, err)
+	}
+	if len(res) != 2 {
+		return false, fmt.Errorf("%s give-back: %w: %d values", l.spec.name, ErrBadReply, len(res))
+	}
+	return res[0] == 1, nil
 }

@@ -2,6 +2,7 @@ package algorithms
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +28,12 @@ type Local struct {
 	opts   options
 	now    func() time.Time
 
-	mu        sync.Mutex
-	states    *simplelru.LRU[string, *localState]
+	mu     sync.Mutex
+	states *simplelru.LRU[string, *localState]
+	// evicted are the identities whose state was evicted, not yet fresh, in the
+	// microsecond evictedAt: see localState.afterEviction.
+	evicted   map[string]struct{}
+	evictedAt int64
 	evictions atomic.Int64
 }
 
@@ -40,10 +45,17 @@ const pruneBatch = 4
 type localState struct {
 	model   model
 	expires int64 // µs; from then on the state is fresh again and can be dropped
+	created int64 // µs
+	// afterEviction records that the state was created in the very microsecond in
+	// which the same identity's live state was evicted: a leaky bucket's busy period
+	// that began then could be confused with the forgotten state's, so such a state
+	// gives back nothing admitted in a busy period that began at created.
+	afterEviction bool
 }
 
 // NewLocal returns an in-memory limiter; now is its clock (time.Now when nil). opts
-// may bound the identities it holds (WithMaxIdentities).
+// may bound the identities it holds (WithMaxIdentities) and tune the algorithm
+// (WithMaxDelay).
 func NewLocal(algorithm string, p Policy, now func() time.Time, opts ...Option) (*Local, error) {
 	s, err := lookup(algorithm, p)
 	if err != nil {
@@ -60,7 +72,8 @@ func NewLocal(algorithm string, p Policy, now func() time.Time, opts ...Option) 
 	if err != nil {
 		return nil, err
 	}
-	return &Local{spec: s, policy: p, opts: o, now: now, states: states}, nil
+	return &Local{spec: s, policy: p, opts: o, now: now, states: states,
+		evicted: map[string]struct{}{}, evictedAt: math.MinInt64}, nil
 }
 
 // Algorithm is the algorithm's name.
@@ -83,7 +96,8 @@ func (l *Local) Allow(_ context.Context, identity string) (Decision, error) {
 		if !ok && l.states.Len() >= l.opts.maxIdentities() {
 			l.evictOldest(now)
 		}
-		st = &localState{model: l.spec.model(l.policy)}
+		_, again := l.evicted[id]
+		st = &localState{model: l.spec.model(l.policy, l.opts), created: now, afterEviction: again && l.evictedAt == now}
 		l.states.Add(id, st)
 	}
 	d := st.model.Allow(now)
@@ -92,11 +106,37 @@ func (l *Local) Allow(_ context.Context, identity string) (Decision, error) {
 	return d, nil
 }
 
+// GiveBack returns the slot of d, a request of identity that this limiter admitted
+// with a Delay, at the limiter's clock, as Redis.GiveBack does. An identity whose
+// state was forgotten since gives nothing back.
+func (l *Local) GiveBack(_ context.Context, identity string, d Decision) (bool, error) {
+	id, err := NormalizeIdentity(identity)
+	if err != nil {
+		return false, err
+	}
+	now := l.now().UnixMicro()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, ok := l.states.Peek(id)
+	if !ok || st.expires <= now || (st.afterEviction && d.since == st.created) {
+		return false, nil
+	}
+	// expires stays: the state is fresh no later than before, and may be kept longer.
+	return st.model.GiveBack(d, now), nil
+}
+
 // evictOldest forgets the identity used least recently, to make room for a new one.
 func (l *Local) evictOldest(now int64) {
-	if _, st, ok := l.states.RemoveOldest(); ok && st.expires > now {
-		l.evictions.Add(1)
+	id, st, ok := l.states.RemoveOldest()
+	if !ok || st.expires <= now {
+		return
 	}
+	l.evictions.Add(1)
+	if l.evictedAt != now {
+		clear(l.evicted)
+		l.evictedAt = now
+	}
+	l.evicted[id] = struct{}{}
 }
 
 // prune drops up to pruneBatch states that are back to fresh, oldest first. It stops

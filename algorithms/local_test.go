@@ -226,3 +226,43 @@ func TestLocalDefaultBound(t *testing.T) {
 		t.Error("a bound of 0 identities was accepted")
 	}
 }
+
+// TestLocalGiveBack: Local gives back what its model gives back, and nothing of an
+// identity it has forgotten since, even when the identity comes back in the very
+// microsecond with a queue that looks the same.
+func TestLocalGiveBack(t *testing.T) {
+	t.Parallel()
+	p := algorithms.Policy{Limit: 10, Window: time.Second}
+	clock := &fakeClock{now: time.Unix(1_790_000_000, 0)}
+	l, _ := algorithms.NewLocal(algorithms.LeakyBucket, p, clock.Now, algorithms.WithMaxIdentities(1))
+	ctx := context.Background()
+	l.Allow(ctx, "10.0.0.1")
+	d, _ := l.Allow(ctx, "10.0.0.1")
+	if d.Delay != 100*time.Millisecond {
+		t.Fatalf("%+v", d)
+	}
+	if ok, err := l.GiveBack(ctx, "10.0.0.1", d); !ok || err != nil {
+		t.Fatalf("give-back of a waiting request: %v, %v", ok, err)
+	}
+	d, _ = l.Allow(ctx, "10.0.0.1") // takes the slot again, delay 100ms
+	l.Allow(ctx, "10.0.0.2")        // evicts 10.0.0.1
+	for i := 0; i < 3; i++ {        // evicts 10.0.0.2: a new queue, begun in the same µs as
+		l.Allow(ctx, "10.0.0.1") // the old one, whose third request has d's place in it
+	}
+	if ok, _ := l.GiveBack(ctx, "10.0.0.1", d); ok {
+		t.Fatal("a request of a forgotten queue took a slot off the new one")
+	}
+	if ok, _ := l.GiveBack(ctx, "10.0.0.3", d); ok {
+		t.Fatal("an identity without state gave back a slot")
+	}
+	for _, name := range algorithms.Names() {
+		if name == algorithms.LeakyBucket {
+			continue
+		}
+		o, _ := algorithms.NewLocal(name, p, clock.Now)
+		d, _ := o.Allow(ctx, "10.0.0.1")
+		if ok, _ := o.GiveBack(ctx, "10.0.0.1", d); ok {
+			t.Errorf("%s gave back a slot", name)
+		}
+	}
+}

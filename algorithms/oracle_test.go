@@ -92,3 +92,75 @@ func TestScriptsMatchModels(t *testing.T) {
 		}
 	}
 }
+
+// TestLeakyBucketGiveBackMatchesModel extends the oracle test to the leaky bucket's
+// max delay and give-backs: random request times, with a max delay that binds for
+// some policies, and at random points a give-back of a random earlier admission (some
+// still waiting, some already gone, each at most once). Script and model must agree
+// on every decision and on every give-back, on real Redis and on the embedded one.
+func TestLeakyBucketGiveBackMatchesModel(t *testing.T) {
+	for _, b := range redistest.All(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			keys := algorithms.MustKeyspace("oracle-gb")
+			var decisions, giveBacks, returned, delayDenials int
+			for pi, p := range oraclePolicies {
+				spacing := p.Window / time.Duration(p.Limit)
+				for oi, opts := range [][]algorithms.Option{nil, {algorithms.WithMaxDelay(3 * spacing)}, {algorithms.WithMaxDelay(0)}} {
+					rng := rand.New(rand.NewPCG(uint64(pi), uint64(oi)+11))
+					lim, err := algorithms.NewRedis(b.Client, keys, algorithms.LeakyBucket, p, opts...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					model, err := algorithms.NewModel(algorithms.LeakyBucket, p, opts...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					identity := fmt.Sprintf("10.5.%d.%d", pi, oi)
+					var admitted []algorithms.Decision
+					for i, now := range requestTimes(rng, p, 1500) {
+						if len(admitted) > 0 && rng.IntN(4) == 0 {
+							j := len(admitted) - 1 - rng.IntN(min(len(admitted), 8))
+							d := admitted[j]
+							admitted = append(admitted[:j], admitted[j+1:]...)
+							got, err := lim.GiveBackAt(ctx, identity, d, time.UnixMicro(now))
+							if err != nil {
+								t.Fatalf("give-back %d: %v", i, err)
+							}
+							if want := model.GiveBack(d, now); got != want {
+								t.Fatalf("%s %d, give-back at %d of %+v: script %v, model %v", p, oi, now, d, got, want)
+							}
+							giveBacks++
+							if got {
+								returned++
+							}
+						}
+						got, err := lim.AllowAt(ctx, identity, time.UnixMicro(now))
+						if err != nil {
+							t.Fatalf("request %d: %v", i, err)
+						}
+						want := model.Allow(now)
+						if got != want {
+							t.Fatalf("%s %d, request %d at %d: script %+v, model %+v", p, oi, i, now, got, want)
+						}
+						// A denial while the queue has room for one more (its level, at most
+						// ResetAfter·L, is at most (B−1) requests) is the max delay's.
+						if !got.Allowed && got.ResetAfter.Microseconds()*p.Limit <= (p.EffectiveBurst()-1)*p.WindowMicros() {
+							delayDenials++
+						}
+						if got.Allowed {
+							admitted = append(admitted, got)
+						}
+						decisions++
+					}
+				}
+			}
+			t.Logf("%d decisions, %d give-backs of which %d returned a slot, %d denials by the max delay", decisions, giveBacks, returned, delayDenials)
+			if decisions < 18_000 || returned < 300 || giveBacks-returned < 300 || delayDenials < 300 {
+				t.Fatalf("%d decisions, %d give-backs of which %d returned a slot, %d denials by the max delay: the traffic does not exercise them all",
+					decisions, giveBacks, returned, delayDenials)
+			}
+		})
+	}
+}

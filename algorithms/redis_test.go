@@ -57,7 +57,9 @@ func TestConcurrentAdmitsExactly(t *testing.T) {
 				ctx := context.Background()
 				limiters := make([]*algorithms.Redis, clientsN)
 				for i, c := range clients {
-					l, err := algorithms.NewRedis(c, algorithms.MustKeyspace("conc"), name, policy)
+					// The leaky bucket's queue of 150 at 100/h makes the last request wait
+					// 90 minutes; a max delay above that keeps the test about atomicity.
+					l, err := algorithms.NewRedis(c, algorithms.MustKeyspace("conc"), name, policy, algorithms.WithMaxDelay(2*time.Hour))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -233,5 +235,47 @@ func TestHostileIdentitiesNeverReachRedis(t *testing.T) {
 	}
 	if n := len(b.Mini.Keys()); n != 0 {
 		t.Fatalf("hostile identities wrote %d keys: %v", n, b.Mini.Keys())
+	}
+}
+
+// TestRedisGiveBack: on the server's clock, a waiting leaky-bucket request gives its
+// slot back and the next request takes it; the other algorithms give nothing back.
+func TestRedisGiveBack(t *testing.T) {
+	for _, b := range redistest.All(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			p := algorithms.Policy{Limit: 1, Window: time.Hour, Burst: 3}
+			keys := algorithms.MustKeyspace("giveback")
+			l, err := algorithms.NewRedis(b.Client, keys, algorithms.LeakyBucket, p, algorithms.WithMaxDelay(3*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const id = "198.51.100.20"
+			first, _ := l.Allow(ctx, id)
+			second, err := l.Allow(ctx, id)
+			if err != nil || !first.Allowed || !second.Allowed || second.Delay <= 0 {
+				t.Fatalf("%+v, %+v, %v", first, second, err)
+			}
+			if ok, err := l.GiveBack(ctx, id, first); ok || err != nil {
+				t.Fatalf("a request that did not wait was given back: %v, %v", ok, err)
+			}
+			if ok, err := l.GiveBack(ctx, id, second); !ok || err != nil {
+				t.Fatalf("a request waiting an hour was not given back: %v, %v", ok, err)
+			}
+			third, _ := l.Allow(ctx, id)
+			if !third.Allowed || third.Remaining != second.Remaining || third.Delay > second.Delay {
+				t.Fatalf("after the give-back %+v; the request given back got %+v", third, second)
+			}
+			for _, name := range algorithms.Names() {
+				if name == algorithms.LeakyBucket {
+					continue
+				}
+				o, _ := algorithms.NewRedis(b.Client, keys, name, p)
+				d, _ := o.Allow(ctx, id)
+				if ok, err := o.GiveBack(ctx, id, d); ok || err != nil {
+					t.Errorf("%s: give-back %v, %v", name, ok, err)
+				}
+			}
+		})
 	}
 }

@@ -19,10 +19,10 @@ type slidingCounter struct {
 	hasStarted bool
 }
 
-func newSlidingCounter(p Policy) model { return &slidingCounter{p: p} }
+func newSlidingCounter(p Policy, _ options) model { return &slidingCounter{p: p} }
 
 // loadSlidingCounter reads the hash {w, c, p} that sliding_counter.lua writes.
-func loadSlidingCounter(p Policy, c Content) (model, error) {
+func loadSlidingCounter(p Policy, _ options, c Content) (model, error) {
 	f, err := hashFields(SlidingCounter, c)
 	if err != nil {
 		return nil, err
@@ -73,6 +73,9 @@ func (m *slidingCounter) Allow(now int64) Decision {
 	}
 	return decision(false, limit, 0, retry, reset, 0, now)
 }
+
+// GiveBack gives nothing back: only the leaky bucket has requests that wait.
+func (m *slidingCounter) GiveBack(Decision, int64) bool { return false }
 
 func (m *slidingCounter) capacity() int64 { return m.p.Limit }
 

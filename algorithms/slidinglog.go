@@ -16,10 +16,10 @@ type slidingLog struct {
 	times []int64 // admitted times, ascending
 }
 
-func newSlidingLog(p Policy) model { return &slidingLog{p: p} }
+func newSlidingLog(p Policy, _ options) model { return &slidingLog{p: p} }
 
 // loadSlidingLog reads the sorted set of admitted times that sliding_log.lua writes.
-func loadSlidingLog(p Policy, c Content) (model, error) {
+func loadSlidingLog(p Policy, _ options, c Content) (model, error) {
 	if c.ZSet == nil {
 		return nil, fmt.Errorf("%w: sliding-log state is a sorted set, this is %s", ErrBadState, c.kind())
 	}
@@ -58,6 +58,9 @@ func (m *slidingLog) Allow(now int64) Decision {
 	newest := m.times[count-1]
 	return decision(false, m.p.Limit, 0, frees+w-now, newest+w-now, 0, now)
 }
+
+// GiveBack gives nothing back: only the leaky bucket has requests that wait.
+func (m *slidingLog) GiveBack(Decision, int64) bool { return false }
 
 func (m *slidingLog) capacity() int64 { return m.p.Limit }
 

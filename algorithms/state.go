@@ -97,12 +97,17 @@ type peek struct {
 // DecodeState loads the model of algorithm under policy p from a key's raw content
 // and returns the state it means at now (microseconds since the epoch: use the
 // Redis server's TIME). Content that the algorithm's script could not have written
-// wraps ErrBadState.
-func DecodeState(algorithm string, p Policy, c Content, now int64) (State, error) {
+// wraps ErrBadState. opts are the limiter's options (WithMaxDelay changes what a
+// leaky bucket admits); a key's name does not record them.
+func DecodeState(algorithm string, p Policy, c Content, now int64, opts ...Option) (State, error) {
 	if _, err := lookup(algorithm, p); err != nil {
 		return State{}, err
 	}
-	m, err := loadModel(algorithm, p, c)
+	o, err := applyOptions(opts)
+	if err != nil {
+		return State{}, err
+	}
+	m, err := loadModel(algorithm, p, o, c)
 	if err != nil {
 		return State{}, fmt.Errorf("%s %s: %w", algorithm, p, err)
 	}
@@ -155,8 +160,8 @@ func nextFree(m model, now, remaining, reset int64) int64 {
 }
 
 // loadModel reads the model of algorithm under p back from a key's raw content.
-func loadModel(algorithm string, p Policy, c Content) (model, error) {
-	return specs[algorithm].load(p, c)
+func loadModel(algorithm string, p Policy, o options, c Content) (model, error) {
+	return specs[algorithm].load(p, o, c)
 }
 
 // hashFields is the reader of a hash algorithm's content, or an error if c is not a hash.
@@ -192,6 +197,14 @@ func (f *fields) int(name string, lo, hi int64) int64 {
 		f.err = fmt.Errorf("%w: %s=%d is outside %d..%d", ErrBadState, name, v, lo, hi)
 	}
 	return v
+}
+
+// optInt is int for a field that may be missing, as 0.
+func (f *fields) optInt(name string, lo, hi int64) int64 {
+	if _, ok := f.hash[name]; !ok {
+		return 0
+	}
+	return f.int(name, lo, hi)
 }
 
 func (f *fields) check() error {

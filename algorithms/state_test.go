@@ -137,7 +137,7 @@ func checkState(t *testing.T, s State, m Model, now int64) {
 	}
 }
 
-func (s State) newModel() Model { return specs[s.Algorithm].model(s.Policy) }
+func (s State) newModel() Model { return specs[s.Algorithm].model(s.Policy, options{}) }
 
 // TestDecodeStateMatchesDecision writes state with the algorithm's own script at
 // known times, reads the key back raw, decodes it at the same moment and a little
@@ -161,7 +161,7 @@ func TestDecodeStateMatchesDecision(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					model := specs[name].model(p)
+					model := specs[name].model(p, options{})
 					identity := fmt.Sprintf("10.1.%d.%d", pi, rng.IntN(250))
 					key, _ := lim.Key(identity)
 					w := p.WindowMicros()
@@ -185,7 +185,7 @@ func TestDecodeStateMatchesDecision(t *testing.T) {
 							continue
 						}
 						c := readContent(ctx, t, b.Client, key)
-						loaded, err := loadModel(name, p, c)
+						loaded, err := loadModel(name, p, options{}, c)
 						if err != nil {
 							t.Fatalf("request %d: %v", i, err)
 						}

@@ -17,10 +17,10 @@ type tokenBucket struct {
 	seen   bool
 }
 
-func newTokenBucket(p Policy) model { return &tokenBucket{p: p} }
+func newTokenBucket(p Policy, _ options) model { return &tokenBucket{p: p} }
 
 // loadTokenBucket reads the hash {t, ts} that token_bucket.lua writes.
-func loadTokenBucket(p Policy, c Content) (model, error) {
+func loadTokenBucket(p Policy, _ options, c Content) (model, error) {
 	f, err := hashFields(TokenBucket, c)
 	if err != nil {
 		return nil, err
@@ -61,6 +61,9 @@ func (m *tokenBucket) Allow(now int64) Decision {
 	}
 	return decision(false, limit, 0, cdiv(unit-tokens, limit), cdiv(capacity-tokens, limit), 0, now)
 }
+
+// GiveBack gives nothing back: only the leaky bucket has requests that wait.
+func (m *tokenBucket) GiveBack(Decision, int64) bool { return false }
 
 func (m *tokenBucket) capacity() int64 { return m.p.EffectiveBurst() }
 

@@ -2,7 +2,8 @@
 --   KEYS[1]  the identity's state key
 --   ARGV[1]  limit L, ARGV[2] window W in microseconds, ARGV[3] burst B
 --   ARGV[4]  now in microseconds; empty to use the server's TIME
--- Every script returns {allowed, remaining, retry_after_us, reset_after_us, delay_us, now_us}.
+-- Every script returns {allowed, remaining, retry_after_us, reset_after_us, delay_us, now_us};
+-- leaky_bucket.lua adds two values and has a second mode, give-back (see there).
 -- All values are integers below 2^53, so Lua's doubles hold them exactly.
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
