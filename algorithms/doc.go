@@ -39,7 +39,10 @@
 //     B, then L per W: B+L in one W at worst.
 //   - LeakyBucket: a queue of at most B requests draining at L per W. It admits what
 //     the token bucket admits but shapes: an admitted request is told to wait (Delay)
-//     until those queued ahead of it have left, so the output is smooth at L/W.
+//     until those queued ahead of it have left, so the output is smooth at L/W. A
+//     request that would wait longer than the max delay (WithMaxDelay; by default
+//     B·W/L, at most MaxDelayCap) is denied, and one whose client gives up while it
+//     waits gives its slot back (Limiter.GiveBack).
 //   - GCRA: the generic cell rate algorithm, one theoretical arrival time per
 //     identity; the token bucket's decisions in less state.
 //
@@ -60,7 +63,10 @@
 //
 // Local (NewLocal) keeps state in this process only. Behind a load balancer over N
 // nodes, each node's Local lets a client through up to N times the limit; it is the
-// limiter to fall back on when Redis is down, and the one to compare with.
+// limiter to fall back on when Redis is down, and the one to compare with. It holds
+// at most WithMaxIdentities identities (DefaultMaxIdentities by default) and forgets
+// the one used least recently to make room; a forgotten identity starts fresh, and
+// Local.Evictions counts them.
 //
 // The models (NewModel) are the algorithms as plain Go values with an explicit time:
 // Model.Allow(now) decides a request at now (microseconds since the epoch). They are
