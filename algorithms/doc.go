@@ -81,8 +81,9 @@
 //
 // so two policies never share state, and Keyspace.Parse and DecodeState can tell what
 // a key holds from its name and content alone. Identities are normalised first
-// (NormalizeIdentity: canonical IP text, at most MaxIdentityLen characters of a safe
-// alphabet); APIKeyIdentity turns an API key into an identity that never shows the
+// (NormalizeIdentity: canonical IP text, an IPv6 network as CIDR text, or at most
+// MaxIdentityLen characters of a safe alphabet); IPIdentity groups an IPv6 client by
+// its network, and an APIKeyHasher turns API keys into identities that never show the
 // key. Every key the scripts write has a TTL: the time until its state is fresh again
 // plus a grace second.
 //
