@@ -33,6 +33,8 @@ const (
 	DefaultServeAlgorithm    = algorithms.TokenBucket
 	DefaultServeCheckTimeout = productapi.DefaultCheckTimeout
 	DefaultShutdownTimeout   = 10 * time.Second
+	// MaxLocalIdentities bounds --local-max-identities.
+	MaxLocalIdentities = 10_000_000
 )
 
 // ServeOptions is everything ratelab serve is told.
@@ -78,6 +80,11 @@ type ServeOptions struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
+	// MaxDelay is the leaky bucket's ceiling on a request's wait (0: its drain time,
+	// capped at algorithms.MaxDelayCap); LocalMaxIdentities bounds each in-memory
+	// limiter of --store local (0: algorithms.DefaultMaxIdentities).
+	MaxDelay           time.Duration
+	LocalMaxIdentities int
 }
 
 // RouteRule is a limiter for one class of routes: --rule write=5/1s,algorithm=gcra.
@@ -192,6 +199,7 @@ func (o *ServeOptions) Validate() error {
 		{"--read-timeout", o.ReadTimeout, true, time.Hour, ""},
 		{"--write-timeout", o.WriteTimeout, true, time.Hour, ""},
 		{"--idle-timeout", o.IdleTimeout, true, time.Hour, ""},
+		{"--max-delay", o.MaxDelay, true, time.Hour, ""},
 	}
 	for _, d := range durations {
 		switch {
@@ -202,6 +210,9 @@ func (o *ServeOptions) Validate() error {
 		case d.v > d.max:
 			return Usagef("%s %s: at most %s", d.flag, d.v, d.max)
 		}
+	}
+	if o.LocalMaxIdentities < 0 || o.LocalMaxIdentities > MaxLocalIdentities {
+		return Usagef("--local-max-identities %d: choose between 1 and %d (0 for %d)", o.LocalMaxIdentities, MaxLocalIdentities, algorithms.DefaultMaxIdentities)
 	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		return Usagef("--log-format %q: choose text or json", o.LogFormat)
@@ -242,7 +253,10 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 	}
 	defer conn.Close()
 
-	limits := productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: opts.Algorithm, Policy: opts.Policy}}
+	limits := productapi.Limits{
+		Store: opts.Store, Default: productapi.Rule{Algorithm: opts.Algorithm, Policy: opts.Policy},
+		MaxDelay: opts.MaxDelay, MaxIdentities: opts.LocalMaxIdentities,
+	}
 	for _, r := range opts.Rules {
 		if limits.Rules == nil {
 			limits.Rules = map[productapi.Class]productapi.Rule{}

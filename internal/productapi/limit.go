@@ -1,6 +1,7 @@
 package productapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -87,12 +88,24 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 			select {
 			case <-r.Context().Done():
 				t.Stop()
+				a.giveBack(r.Context(), lim, id, d)
 				return
 			case <-t.C:
 			}
 		}
 		next(w, r)
 	})
+}
+
+// giveBack returns the queue slot of an admitted request whose client left while it
+// waited, so that a client that gives up does not keep its place (a request that has
+// already left the queue is not returned: the limiter refuses, and that is counted).
+// It runs once per Decision, under a budget of its own: the request's context is done.
+func (a *API) giveBack(reqCtx context.Context, lim algorithms.Limiter, id string, d algorithms.Decision) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), a.cfg.CheckTimeout)
+	defer cancel()
+	returned, err := lim.GiveBack(ctx, id, d)
+	a.metrics.giveBacks.WithLabelValues(lim.Algorithm(), strconv.FormatBool(returned && err == nil)).Inc()
 }
 
 // deniedBody is the JSON of a 429.

@@ -13,10 +13,11 @@ type metrics struct {
 	failModes    *prometheus.CounterVec
 	outage       prometheus.Gauge
 	outages      prometheus.Counter
+	giveBacks    *prometheus.CounterVec
 	all          []prometheus.Collector
 }
 
-func newMetrics(backend *Backend, stats func() (local, redis, misses, waits int64), inFlight func() float64) *metrics {
+func newMetrics(backend *Backend, stats func() (local, redis, misses, waits int64), inFlight func() float64, evictions func() int64) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ratelab_http_requests_total",
@@ -50,7 +51,17 @@ func newMetrics(backend *Backend, stats func() (local, redis, misses, waits int6
 		Name: "ratelab_limiter_checks_in_flight",
 		Help: "Rate-limiter checks running now; at most the node's bound (its Redis pool size).",
 	}, inFlight)
-	m.all = []prometheus.Collector{m.requests, m.checkSeconds, m.limiterErrs, m.failModes, m.outage, m.outages, checks}
+	m.giveBacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ratelab_limiter_give_backs_total",
+		Help: "Leaky-bucket requests whose client left while they waited: returned (the slot given back) true or false (it had already left the queue, or could not be reached).",
+	}, []string{"algorithm", "returned"})
+	m.all = []prometheus.Collector{m.requests, m.checkSeconds, m.limiterErrs, m.failModes, m.outage, m.outages, checks, m.giveBacks}
+	if evictions != nil {
+		m.all = append(m.all, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ratelab_local_limiter_evictions_total",
+			Help: "Identities whose in-memory limiter state was forgotten, least recently used first, to stay within --local-max-identities.",
+		}, func() float64 { return float64(evictions()) }))
+	}
 	if backend != nil {
 		m.all = append(m.all, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "ratelab_backend_calls_total",

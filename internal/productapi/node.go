@@ -38,15 +38,38 @@ type Limits struct {
 	Default Rule
 	// Rules override Default per class of routes.
 	Rules map[Class]Rule
+	// MaxDelay is the longest a leaky bucket makes a request wait before it is denied
+	// instead; 0 means the bucket's drain time, capped at algorithms.MaxDelayCap.
+	MaxDelay time.Duration
+	// MaxIdentities bounds the identities each in-memory limiter (StoreLocal) holds;
+	// 0 means algorithms.DefaultMaxIdentities.
+	MaxIdentities int
+}
+
+// options are the limiter options of these limits.
+func (l Limits) options() []algorithms.Option {
+	var opts []algorithms.Option
+	if l.MaxDelay > 0 {
+		opts = append(opts, algorithms.WithMaxDelay(l.MaxDelay))
+	}
+	if l.MaxIdentities > 0 {
+		opts = append(opts, algorithms.WithMaxIdentities(l.MaxIdentities))
+	}
+	return opts
 }
 
 // longestDelay is the longest a leaky bucket of these limits may hold a request
-// before it is served: its whole queue draining.
+// before it is served: its whole queue draining, or the max delay when that is shorter.
 func (l Limits) longestDelay() time.Duration {
 	var d time.Duration
 	for _, r := range append([]Rule{l.Default}, mapValues(l.Rules)...) {
 		if r.Algorithm == algorithms.LeakyBucket && r.Policy.Limit > 0 {
-			d = max(d, time.Duration(float64(r.Policy.Window)*float64(r.Policy.EffectiveBurst())/float64(r.Policy.Limit)))
+			drain := time.Duration(float64(r.Policy.Window) * float64(r.Policy.EffectiveBurst()) / float64(r.Policy.Limit))
+			ceiling := algorithms.MaxDelayCap
+			if l.MaxDelay > 0 {
+				ceiling = l.MaxDelay
+			}
+			d = max(d, min(drain, ceiling))
 		}
 	}
 	return d
@@ -118,16 +141,27 @@ type Node struct {
 	API *API
 	// Server serves API with the node's timeouts; the caller starts it on a listener
 	// and shuts it down.
-	Server *http.Server
-	cache  *cache.Cache
+	Server    *http.Server
+	cache     *cache.Cache
+	evictions func() int64
+}
+
+// LocalEvictions counts the identities the node's in-memory limiters forgot to stay
+// within their bound (0 with Redis limiters).
+func (n *Node) LocalEvictions() int64 {
+	if n.evictions == nil {
+		return 0
+	}
+	return n.evictions()
 }
 
 // NewNode builds a node from cfg: its limiters, its cache, the API and its server.
 // ctx bounds what building does in Redis (the cache's subscription).
 func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	api := cfg.API
+	var locals []*algorithms.Local
 	if cfg.Limits.Default.Algorithm != "" {
-		l, err := cfg.limiter(cfg.Limits.Default)
+		l, err := cfg.limiter(cfg.Limits.Default, &locals)
 		if err != nil {
 			return nil, err
 		}
@@ -136,14 +170,23 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if len(cfg.Limits.Rules) > 0 {
 		api.Rules = map[Class]algorithms.Limiter{}
 		for c, r := range cfg.Limits.Rules {
-			l, err := cfg.limiter(r)
+			l, err := cfg.limiter(r, &locals)
 			if err != nil {
 				return nil, fmt.Errorf("rule %s: %w", c, err)
 			}
 			api.Rules[c] = l
 		}
 	}
-	n := &Node{}
+	if len(locals) > 0 {
+		api.LocalEvictions = func() int64 {
+			var n int64
+			for _, l := range locals {
+				n += l.Evictions()
+			}
+			return n
+		}
+	}
+	n := &Node{evictions: api.LocalEvictions}
 	if cfg.Cache != nil {
 		if cfg.Redis == nil {
 			return nil, errors.New("productapi: a node's cache needs Redis")
@@ -166,18 +209,24 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	return n, nil
 }
 
-// limiter builds the limiter of one rule in the node's store.
-func (cfg NodeConfig) limiter(r Rule) (algorithms.Limiter, error) {
+// limiter builds the limiter of one rule in the node's store; an in-memory one is
+// added to locals.
+func (cfg NodeConfig) limiter(r Rule, locals *[]*algorithms.Local) (algorithms.Limiter, error) {
 	var l algorithms.Limiter
 	var err error
+	opts := cfg.Limits.options()
 	switch cfg.Limits.Store {
 	case StoreLocal:
-		l, err = algorithms.NewLocal(r.Algorithm, r.Policy, nil)
+		var local *algorithms.Local
+		if local, err = algorithms.NewLocal(r.Algorithm, r.Policy, nil, opts...); err == nil {
+			*locals = append(*locals, local)
+			l = local
+		}
 	case StoreRedis, "":
 		if cfg.Redis == nil {
 			return nil, errors.New("productapi: a Redis limiter needs Redis")
 		}
-		l, err = algorithms.NewRedis(cfg.Redis, cfg.Keys, r.Algorithm, r.Policy)
+		l, err = algorithms.NewRedis(cfg.Redis, cfg.Keys, r.Algorithm, r.Policy, opts...)
 	default:
 		return nil, fmt.Errorf("productapi: store %q: choose %q or %q", cfg.Limits.Store, StoreRedis, StoreLocal)
 	}

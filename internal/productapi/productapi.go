@@ -126,6 +126,9 @@ type Config struct {
 	// over the bound waits for a slot (at most half its budget) instead of queueing for
 	// a pool connection, and one that finds none is a 503 counted as "overloaded".
 	MaxChecksInFlight int
+	// LocalEvictions, when set, counts the identities the node's in-memory limiters
+	// forgot to stay within their bound, for /metrics (NewNode sets it for StoreLocal).
+	LocalEvictions func() int64
 	// Health is a limiter-shaped write to Redis (see RedisHealth) whose error says why
 	// Redis cannot serve the limiter; nil means no Redis to check. /healthz runs it, and
 	// a failed check runs it to confirm an outage before one is declared.
@@ -230,7 +233,7 @@ func New(cfg Config) (*API, error) {
 			return s.LocalHits, s.RedisHits + s.NegativeHits, s.Misses, s.LockWaits
 		}
 	}
-	a.metrics = newMetrics(cfg.Backend, stats, func() float64 { return float64(len(a.slots)) })
+	a.metrics = newMetrics(cfg.Backend, stats, func() float64 { return float64(len(a.slots)) }, cfg.LocalEvictions)
 	a.outage.onStart = func() { a.metrics.outage.Set(1); a.metrics.outages.Inc() }
 	a.outage.onEnd = func() { a.metrics.outage.Set(0) }
 	for i, c := range a.metrics.all {
