@@ -333,7 +333,7 @@ func TestHammerTargets(t *testing.T) {
 		t.Errorf("allowed %d, denied %d, peak %d, checks timed %d (max %dµs); want 10, 30, 5, 40 timed",
 			a.Allowed, a.Denied, a.PeakInWindow, a.CheckLatencyUs.Count, a.CheckLatencyUs.Max)
 	}
-	if len(h.TargetPolicies) != 1 || h.TargetPolicies[0] != `"default";q=5;w=1` {
+	if len(h.TargetPolicies) != 1 || h.TargetPolicies[0] != `"default";q=5;w=1;ratelab-window-ms=1000;ratelab-algorithm=sliding-log` {
 		t.Errorf("target policies %q; want the RateLimit-Policy the server sent", h.TargetPolicies)
 	}
 	// The ten admitted requests were served through the cache, read from X-Cache.

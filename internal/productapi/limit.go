@@ -67,7 +67,7 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 			return
 		}
 		a.outage.succeeded()
-		setRateLimitHeaders(w.Header(), policyName, lim.Policy(), d)
+		setRateLimitHeaders(w.Header(), policyName, alg, lim.Policy(), d)
 		if !d.Allowed {
 			a.metrics.requests.WithLabelValues(route, decisionDenied, alg).Inc()
 			retry := ceilSeconds(d.RetryAfter)
@@ -150,15 +150,19 @@ func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg s
 	next(w, r)
 }
 
-// setRateLimitHeaders writes the IETF draft headers (draft-ietf-httpapi-ratelimit-headers)
-// and the older X-RateLimit-* ones. Reset is in seconds from now: until a denied
+// setRateLimitHeaders writes the IETF draft headers (draft-ietf-httpapi-ratelimit-headers),
+// the policy with ratelab's exact window and algorithm (so hammer --target can check
+// what a node enforces), and the older X-RateLimit-* ones. Reset is in seconds from now: until a denied
 // request may retry, or until the client's state is fresh again.
-func setRateLimitHeaders(h http.Header, name string, p algorithms.Policy, d algorithms.Decision) {
+func setRateLimitHeaders(h http.Header, name, algorithm string, p algorithms.Policy, d algorithms.Decision) {
 	reset := ceilSeconds(d.ResetAfter)
 	if !d.Allowed {
 		reset = ceilSeconds(d.RetryAfter)
 	}
-	h.Set(wire.HeaderRateLimitPolicy, wire.FormatRateLimitPolicy(wire.RateLimitPolicy{Name: name, Quota: d.Limit, Window: ceilSeconds(p.Window)}))
+	h.Set(wire.HeaderRateLimitPolicy, wire.FormatRateLimitPolicy(wire.RateLimitPolicy{
+		Name: name, Quota: d.Limit, Window: ceilSeconds(p.Window),
+		WindowMillis: max(1, p.Window.Milliseconds()), Algorithm: algorithm,
+	}))
 	h.Set(wire.HeaderRateLimit, wire.FormatRateLimit(wire.RateLimit{Name: name, Remaining: d.Remaining, Reset: reset}))
 	h.Set(wire.HeaderXRateLimitLimit, strconv.FormatInt(d.Limit, 10))
 	h.Set(wire.HeaderXRateLimitRemaining, strconv.FormatInt(d.Remaining, 10))

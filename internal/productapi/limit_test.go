@@ -195,7 +195,7 @@ func TestRateLimitHeaders(t *testing.T) {
 						if msg := decodeError(t, w.Body.Bytes()); !strings.Contains(msg, "rate limit") {
 							t.Errorf("429 body %q does not say rate limit", msg)
 						}
-						if got, want := w.Header().Get("RateLimit-Policy"), `"default";q=2;w=1`; got != want {
+						if got, want := w.Header().Get("RateLimit-Policy"), `"default";q=2;w=1;ratelab-window-ms=1000;ratelab-algorithm=`+alg; got != want {
 							t.Errorf("RateLimit-Policy = %q; want %q", got, want)
 						}
 						if got := w.Header().Get("X-RateLimit-Remaining"); got != "0" {
@@ -238,7 +238,7 @@ func TestRules(t *testing.T) {
 	if w.Code != http.StatusTooManyRequests {
 		t.Fatalf("second write: %d; want 429", w.Code)
 	}
-	if got := w.Header().Get("RateLimit-Policy"); got != `"write";q=1;w=60` {
+	if got := w.Header().Get("RateLimit-Policy"); got != `"write";q=1;w=60;ratelab-window-ms=60000;ratelab-algorithm=gcra` {
 		t.Errorf("write RateLimit-Policy = %q", got)
 	}
 	for i := 0; i < 5; i++ {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/dunglas/httpsfv"
 )
@@ -18,9 +19,22 @@ type RateLimitPolicy struct {
 	Name string
 	// Quota is q: the requests the policy admits per window.
 	Quota int64
-	// Window is w: the window, in whole seconds.
+	// Window is w: the window, in whole seconds (rounded up, as the draft has it).
 	Window int64
+	// WindowMillis is ratelab's exact window in milliseconds (the parameter
+	// ratelab-window-ms; 0: not sent), since w cannot say 500ms or 1.5s.
+	WindowMillis int64
+	// Algorithm is the limiter's algorithm (the parameter ratelab-algorithm, a token;
+	// "": not sent).
+	Algorithm string
 }
+
+// The extension parameters of ratelab's RateLimit-Policy items: other clients ignore
+// them, as the draft asks of parameters they do not know.
+const (
+	ParamWindowMillis = "ratelab-window-ms"
+	ParamAlgorithm    = "ratelab-algorithm"
+)
 
 // RateLimit is one item of a RateLimit field: `"default";r=5;t=1`, a client's state
 // under the named policy.
@@ -47,8 +61,33 @@ func FormatRateLimitPolicy(p RateLimitPolicy) string {
 	b = strconv.AppendInt(b, p.Quota, 10)
 	b = append(b, ";w="...)
 	b = strconv.AppendInt(b, p.Window, 10)
+	if p.WindowMillis > 0 {
+		b = append(b, ";"+ParamWindowMillis+"="...)
+		b = strconv.AppendInt(b, p.WindowMillis, 10)
+	}
+	if token(p.Algorithm) {
+		b = append(b, ";"+ParamAlgorithm+"="...)
+		b = append(b, p.Algorithm...)
+	}
 	return string(b)
 }
+
+// token reports whether s can be sent as a structured-field token: a letter or '*',
+// then letters, digits and the token punctuation.
+func token(s string) bool {
+	if s == "" || !(isAlpha(s[0]) || s[0] == '*') {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !isAlpha(c) && !('0' <= c && c <= '9') && !strings.ContainsRune("!#$%&'*+-.^_`|~:/", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // FormatRateLimit returns l as a RateLimit value, `"default";r=5;t=1`, under the same
 // rules as FormatRateLimitPolicy.
@@ -76,7 +115,19 @@ func ParseRateLimitPolicy(values []string) ([]RateLimitPolicy, error) {
 		if err != nil {
 			return err
 		}
-		out = append(out, RateLimitPolicy{Name: name, Quota: q, Window: w})
+		wms, err := intParam(params, ParamWindowMillis, false)
+		if err != nil {
+			return err
+		}
+		p := RateLimitPolicy{Name: name, Quota: q, Window: w, WindowMillis: wms}
+		if v, ok := params.Get(ParamAlgorithm); ok {
+			alg, ok := v.(httpsfv.Token)
+			if !ok {
+				return fmt.Errorf("%s=%v is not a token", ParamAlgorithm, v)
+			}
+			p.Algorithm = string(alg)
+		}
+		out = append(out, p)
 		return nil
 	})
 	return out, err

@@ -87,13 +87,22 @@ func TestRateLimitPolicyRoundTrip(t *testing.T) {
 		{wire.RateLimitPolicy{Name: "write", Quota: 1, Window: 60}, `"write";q=1;w=60`},
 		{wire.RateLimitPolicy{Name: "read", Quota: 0, Window: 0}, `"read";q=0;w=0`},
 		{wire.RateLimitPolicy{Name: `a "quoted" \ name`, Quota: 999_999_999_999_999, Window: 86400}, `"a \"quoted\" \\ name";q=999999999999999;w=86400`},
+		{wire.RateLimitPolicy{Name: "default", Quota: 10, Window: 1, WindowMillis: 500, Algorithm: "sliding-log"}, `"default";q=10;w=1;ratelab-window-ms=500;ratelab-algorithm=sliding-log`},
+		{wire.RateLimitPolicy{Name: "default", Quota: 100, Window: 2, WindowMillis: 1500, Algorithm: "gcra"}, `"default";q=100;w=2;ratelab-window-ms=1500;ratelab-algorithm=gcra`},
 	}
 	for _, tt := range tests {
 		got := wire.FormatRateLimitPolicy(tt.p)
 		if got != tt.want {
 			t.Errorf("FormatRateLimitPolicy(%+v) = %q; want %q", tt.p, got, tt.want)
 		}
-		if ref := sfvItem(t, tt.p.Name, "q", tt.p.Quota, "w", tt.p.Window); got != ref {
+		params := []any{"q", tt.p.Quota, "w", tt.p.Window}
+		if tt.p.WindowMillis > 0 {
+			params = append(params, wire.ParamWindowMillis, tt.p.WindowMillis)
+		}
+		if tt.p.Algorithm != "" {
+			params = append(params, wire.ParamAlgorithm, httpsfv.Token(tt.p.Algorithm))
+		}
+		if ref := sfvItem(t, tt.p.Name, params...); got != ref {
 			t.Errorf("FormatRateLimitPolicy(%+v) = %q; httpsfv.Marshal writes %q", tt.p, got, ref)
 		}
 		back, err := wire.ParseRateLimitPolicy([]string{got})
@@ -150,11 +159,15 @@ func TestParseRateLimitPolicy(t *testing.T) {
 	}{
 		{values: nil},
 		{values: []string{`"burst";q=100;w=60, "daily";q=1000;w=86400`},
-			want: []wire.RateLimitPolicy{{"burst", 100, 60}, {"daily", 1000, 86400}}},
+			want: []wire.RateLimitPolicy{{Name: "burst", Quota: 100, Window: 60}, {Name: "daily", Quota: 1000, Window: 86400}}},
 		{values: []string{`"burst";q=100;w=60`, `"daily";q=1000;w=86400`},
-			want: []wire.RateLimitPolicy{{"burst", 100, 60}, {"daily", 1000, 86400}}},
-		{values: []string{`"default"; q=10; w=1`}, want: []wire.RateLimitPolicy{{"default", 10, 1}}},
-		{values: []string{`default;q=10;qu="requests";pk=:YWJj:`}, want: []wire.RateLimitPolicy{{"default", 10, 0}}},
+			want: []wire.RateLimitPolicy{{Name: "burst", Quota: 100, Window: 60}, {Name: "daily", Quota: 1000, Window: 86400}}},
+		{values: []string{`"default"; q=10; w=1`}, want: []wire.RateLimitPolicy{{Name: "default", Quota: 10, Window: 1}}},
+		{values: []string{`default;q=10;qu="requests";pk=:YWJj:`}, want: []wire.RateLimitPolicy{{Name: "default", Quota: 10, Window: 0}}},
+		{values: []string{`"default";q=10;w=1;ratelab-window-ms=500;ratelab-algorithm=gcra`},
+			want: []wire.RateLimitPolicy{{Name: "default", Quota: 10, Window: 1, WindowMillis: 500, Algorithm: "gcra"}}},
+		{values: []string{`"default";q=10;w=1;ratelab-algorithm="gcra"`}, bad: true},
+		{values: []string{`"default";q=10;w=1;ratelab-window-ms=-5`}, bad: true},
 		{values: []string{`"default";w=1`}, bad: true},
 		{values: []string{`"default";q=-1;w=1`}, bad: true},
 		{values: []string{`"default";q=1.5;w=1`}, bad: true},
@@ -185,8 +198,8 @@ func TestParseRateLimit(t *testing.T) {
 		want   []wire.RateLimit
 		bad    bool
 	}{
-		{values: []string{`"default";r=0;t=3`}, want: []wire.RateLimit{{"default", 0, 3}}},
-		{values: []string{`"default";r=4`}, want: []wire.RateLimit{{"default", 4, 0}}},
+		{values: []string{`"default";r=0;t=3`}, want: []wire.RateLimit{{Name: "default", Remaining: 0, Reset: 3}}},
+		{values: []string{`"default";r=4`}, want: []wire.RateLimit{{Name: "default", Remaining: 4, Reset: 0}}},
 		{values: []string{`"default";t=3`}, bad: true},
 		{values: []string{`"default";r=?1`}, bad: true},
 		{values: []string{`"default",`}, bad: true},
