@@ -42,6 +42,9 @@ type conn struct {
 	br   *bufio.Reader
 	buf  []byte
 	jobs chan job // the request in flight (at most one)
+	// answers counts what this connection's requests came back with; whoever holds
+	// the connection writes it.
+	answers Answers
 }
 
 // job is a request written on a conn and waiting for its answer.
@@ -112,6 +115,7 @@ func (cn *conn) start(a Arrival, identity string, done func(Status)) {
 	cn.buf = appendRequest(cn.buf[:0], cn.n, a.Product, identity)
 	if err := cn.write(); err != nil {
 		cn.close()
+		cn.answers.failed(err)
 		done(Failed)
 		cn.n.free <- cn
 		return
@@ -174,10 +178,13 @@ func (cn *conn) read() {
 			cn.n.free <- cn
 			continue
 		case err != nil:
+			cn.answers.failed(err)
 			jb.done(Failed)
 			cn.redial()
 		default:
-			jb.done(cn.t.decide(cn.n, resp, jb.identity))
+			st := cn.t.decide(cn.n, resp, jb.identity)
+			cn.answers.answered(resp, st)
+			jb.done(st)
 			if resp.Close {
 				cn.redial()
 			}
