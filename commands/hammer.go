@@ -361,6 +361,9 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	}
 	if opts.Store == productapi.StoreLocal {
 		run.bound *= int64(opts.Nodes)
+		for _, n := range nodes {
+			run.localEvictions += n.LocalEvictions()
+		}
 	}
 	forgetProducts(conn, keys, opts.Products)
 	return run, nil

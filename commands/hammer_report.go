@@ -12,6 +12,7 @@ import (
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/cache"
 	"github.com/ratelab/ratelab/internal/report"
+	"github.com/ratelab/ratelab/internal/wire"
 	"github.com/ratelab/ratelab/scenario"
 )
 
@@ -31,6 +32,8 @@ type hammerRun struct {
 	// bound is the most one identity may be admitted in any window W (0: unknown).
 	bound int64
 	cache report.Cache
+	// localEvictions counts what the nodes' in-memory limiters forgot.
+	localEvictions int64
 	// policies are each target's RateLimit-Policy header, with --target.
 	policies []string
 	// answers are the status codes and transport errors the requests came back with.
@@ -44,6 +47,7 @@ const maxValidLateRatio = 0.01
 // buildReport fills h, which names the run, with what the runs measured, and checks
 // the thresholds of opts against it. It reads nothing but its arguments.
 func buildReport(h *report.Hammer, runs []hammerRun, sched *scenario.Schedule, ids []string, opts HammerOptions) {
+	h.TargetPolicyMismatch = targetPolicyMismatch(h.Targets, h.TargetPolicies, opts)
 	var elapsed time.Duration
 	lag, pacerLag := scenario.NewE2EHistogram(), scenario.NewE2EHistogram()
 	h.PacerRealtime = len(runs) > 0
@@ -136,7 +140,7 @@ func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow
 	a := report.Algorithm{
 		Name: r.name, Limit: p.Limit, WindowMs: float64(p.Window) / float64(time.Millisecond), Burst: p.EffectiveBurst(),
 		Sent: r.res.Sent, Allowed: r.res.Allowed, Denied: r.res.Denied, Errors: r.res.Errors,
-		FailOpen: r.checks.Errors, Cancelled: r.res.Cancelled,
+		FailOpen: r.checks.Errors, LocalEvictions: r.localEvictions, Cancelled: r.res.Cancelled,
 		AchievedRPS: r.res.AchievedRPS, LateSends: r.res.Late, LateSendRatio: ratio(r.res.Late, r.res.Sent),
 		SendLagUs: sendLag(r.res.SendLag), ElapsedMs: float64(r.res.Elapsed) / float64(time.Millisecond),
 		FailClosed: r.answers.FailClosed, StatusCodes: statusCodes(r.answers), ErrorSet: errorSet(r.answers),
@@ -284,4 +288,37 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// targetPolicyMismatch compares each target's RateLimit-Policy with what the report
+// assumes: the quota with --limit, the window with --window (exactly, from ratelab's
+// ratelab-window-ms; else in the draft's whole seconds), the algorithm with the one
+// --algorithms names. A target that sent no policy, or a field it did not send, is not
+// a mismatch: nothing can be compared.
+func targetPolicyMismatch(targets, policies []string, opts HammerOptions) []string {
+	var out []string
+	for i, raw := range policies {
+		if raw == "" || i >= len(targets) {
+			continue
+		}
+		ps, err := wire.ParseRateLimitPolicy([]string{raw})
+		if err != nil || len(ps) == 0 {
+			out = append(out, fmt.Sprintf("%s sent a %s hammer cannot read (%s)", targets[i], wire.HeaderRateLimitPolicy, raw))
+			continue
+		}
+		p, want := ps[0], opts.Policy
+		if p.Quota != want.Limit {
+			out = append(out, fmt.Sprintf("%s enforces a quota of %d, not --limit %d", targets[i], p.Quota, want.Limit))
+		}
+		switch wantMs := want.Window.Milliseconds(); {
+		case p.WindowMillis > 0 && p.WindowMillis != wantMs:
+			out = append(out, fmt.Sprintf("%s enforces a window of %s, not --window %s", targets[i], time.Duration(p.WindowMillis)*time.Millisecond, want.Window))
+		case p.WindowMillis == 0 && p.Window > 0 && p.Window != int64((want.Window+time.Second-1)/time.Second):
+			out = append(out, fmt.Sprintf("%s enforces a window of %ds, not --window %s", targets[i], p.Window, want.Window))
+		}
+		if p.Algorithm != "" && len(opts.Algorithms) == 1 && p.Algorithm != opts.Algorithms[0] {
+			out = append(out, fmt.Sprintf("%s enforces %s, not --algorithms %s", targets[i], p.Algorithm, opts.Algorithms[0]))
+		}
+	}
+	return out
 }

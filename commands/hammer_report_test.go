@@ -51,6 +51,7 @@ func TestBuildReport(t *testing.T) {
 		name: algorithms.FixedWindow, policy: p, res: res(100, 13, 1, 2*time.Second), admitted: boundary,
 		checks: scenario.Checks{Allowed: 13, Denied: 87}, checkLatency: latencies(100, 200, 900),
 		edgeMicro: edge, bound: 10, cache: report.Cache{Hits: 8, Misses: 2, BackendCalls: 2, RedisHits: 8},
+		localEvictions: 3,
 	}
 	slog := hammerRun{
 		name: algorithms.SlidingLog, policy: p, res: res(100, 5, 0, 2*time.Second), admitted: spread,
@@ -74,6 +75,9 @@ func TestBuildReport(t *testing.T) {
 					t.Errorf("achieved %v rps, realtime %v, thresholds %v; want 50, true, none", h.AchievedRPS, h.PacerRealtime, h.Thresholds)
 				}
 				f, s := h.Algorithms[0], h.Algorithms[1]
+				if f.LocalEvictions != 3 || s.LocalEvictions != 0 {
+					t.Errorf("local evictions %d, %d; want the runs' 3 and 0", f.LocalEvictions, s.LocalEvictions)
+				}
 				if f.PeakInWindow != 10 || f.BurstRatio != 2 || f.ExpectedMaxInWindow != 10 || f.AllowedPerSecond != 6.5 {
 					t.Errorf("fixed-window: peak %d, ratio %v, bound %d, %v/s; want 10, 2, 10, 6.5", f.PeakInWindow, f.BurstRatio, f.ExpectedMaxInWindow, f.AllowedPerSecond)
 				}
@@ -225,5 +229,41 @@ func TestBuildReport(t *testing.T) {
 			buildReport(h, tt.runs, sched, ids, tt.opts)
 			tt.check(t, h)
 		})
+	}
+}
+
+func TestTargetPolicyMismatch(t *testing.T) {
+	t.Parallel()
+	opts := HammerOptions{Policy: algorithms.Policy{Limit: 10, Window: time.Second}, Algorithms: []string{algorithms.SlidingLog}}
+	targets := []string{"http://127.0.0.1:8080"}
+	tests := []struct {
+		name   string
+		policy string
+		opts   HammerOptions
+		want   []string // substrings, one per mismatch
+	}{
+		{"the same policy", `"default";q=10;w=1;ratelab-window-ms=1000;ratelab-algorithm=sliding-log`, opts, nil},
+		{"no policy sent", ``, opts, nil},
+		{"another quota", `"default";q=5;w=1;ratelab-window-ms=1000`, opts, []string{"quota of 5, not --limit 10"}},
+		// The draft's w rounds 500ms up to 1s: only the exact window tells them apart.
+		{"500ms against 1s", `"default";q=10;w=1;ratelab-window-ms=500;ratelab-algorithm=sliding-log`, opts, []string{"window of 500ms, not --window 1s"}},
+		{"whole seconds only, equal", `"default";q=10;w=1`, opts, nil},
+		{"whole seconds only, different", `"default";q=10;w=60`, opts, []string{"window of 60s"}},
+		{"another algorithm", `"default";q=10;w=1;ratelab-window-ms=1000;ratelab-algorithm=gcra`, opts, []string{"enforces gcra, not --algorithms sliding-log"}},
+		{"algorithm not named", `"default";q=10;w=1;ratelab-window-ms=1000;ratelab-algorithm=gcra`,
+			HammerOptions{Policy: opts.Policy, Algorithms: []string{"gcra", "sliding-log"}}, nil},
+		{"unreadable", `"default";w=1`, opts, []string{"cannot read"}},
+	}
+	for _, tt := range tests {
+		got := targetPolicyMismatch(targets, []string{tt.policy}, tt.opts)
+		if len(got) != len(tt.want) {
+			t.Errorf("%s: %q; want %d mismatches %q", tt.name, got, len(tt.want), tt.want)
+			continue
+		}
+		for i, w := range tt.want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("%s: %q; want %q", tt.name, got[i], w)
+			}
+		}
 	}
 }

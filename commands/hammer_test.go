@@ -522,3 +522,24 @@ func TestHammerTargetsFailOpenFromServerTiming(t *testing.T) {
 			a.Allowed, a.FailOpen, a.PeakInWindow, a.Errors)
 	}
 }
+
+// TestHammerTargetPolicyMismatch: a target that enforces another window than
+// --window (here 1s against 500ms, which the draft's whole-second w cannot tell apart)
+// or another algorithm is named in the report, not taken for the policy under test.
+func TestHammerTargetPolicyMismatch(t *testing.T) {
+	b := redistest.Embedded(t)
+	srv := serveTarget(t, b, 5*time.Second)
+	opts := boundaryOptions(b.URL(), 10, algorithms.GCRA)
+	opts.Targets = []string{srv.URL}
+	opts.Policy.Window = 500 * time.Millisecond
+	h, err := hammerJSON(t, context.Background(), opts)
+	if err != nil && ExitCode(err) != ExitThreshold {
+		t.Fatal(err)
+	}
+	got := strings.Join(h.TargetPolicyMismatch, "\n")
+	for _, want := range []string{"window of 1s, not --window 500ms", "enforces sliding-log, not --algorithms gcra"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("target_policy_mismatch %q lacks %q", h.TargetPolicyMismatch, want)
+		}
+	}
+}

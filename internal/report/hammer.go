@@ -57,6 +57,10 @@ type Hammer struct {
 	// TargetPolicies are the RateLimit-Policy headers the targets answered with, one
 	// per target ("" for a target that sent none).
 	TargetPolicies []string `json:"target_policies,omitempty"`
+	// TargetPolicyMismatch says, one line per difference, where a target's policy
+	// (its quota, exact window, algorithm) is not the --limit, --window and
+	// --algorithms the report's worst case and burst ratio assume.
+	TargetPolicyMismatch []string `json:"target_policy_mismatch,omitempty"`
 	// Identity is how identities reached the nodes: "xff" (X-Forwarded-For) or
 	// "source" (each identity its own 127.x.y.z source address).
 	Identity string `json:"identity,omitempty"`
@@ -141,6 +145,9 @@ type Algorithm struct {
 	// FailOpen counts checks that failed (Redis unreachable) while the node served the
 	// request anyway; they are among Allowed.
 	FailOpen int64 `json:"fail_open"`
+	// LocalEvictions counts the identities the nodes' in-memory limiters (--store
+	// local) forgot to stay within their bound: each such client started afresh.
+	LocalEvictions int64 `json:"local_evictions,omitempty"`
 	// FailClosed counts 5xx answers that were fail-closed refusals (the check failed
 	// and the node refused); they are among Errors.
 	FailClosed int64 `json:"fail_closed"`

@@ -158,6 +158,9 @@ func hammerAlarms(h *Hammer) []string {
 	if h.Failed != nil {
 		out = append(out, fmt.Sprintf("FAILED: the %s run: %s; the algorithms before it are reported", h.Failed.Algorithm, h.Failed.Error))
 	}
+	for _, m := range h.TargetPolicyMismatch {
+		out = append(out, "POLICY MISMATCH: "+m+"; set --limit, --window and --algorithms to what the target enforces")
+	}
 	if !h.Valid {
 		reasons := h.InvalidReasons
 		if len(reasons) == 0 {
@@ -277,37 +280,19 @@ func statusList(codes []int) string {
 	return strings.Join(parts, ", ")
 }
 
-// describeTargets lists the targets with the policy each answered with, and says so
-// when that policy's quota is not the --limit the report's worst case assumes.
+// describeTargets lists the targets with the policy each answered with; where a
+// policy is not what the report assumes, the alarms say so.
 func describeTargets(h *Hammer) string {
 	parts := make([]string, len(h.Targets))
-	limit := int64(0)
-	if len(h.Algorithms) > 0 {
-		limit = h.Algorithms[0].Limit
-	}
 	for i, t := range h.Targets {
 		parts[i] = t
 		if i >= len(h.TargetPolicies) || h.TargetPolicies[i] == "" {
 			parts[i] += " (no " + wire.HeaderRateLimitPolicy + " header)"
 			continue
 		}
-		p := h.TargetPolicies[i]
-		parts[i] += " (" + wire.HeaderRateLimitPolicy + " " + p + ")"
-		if q, ok := policyQuota(p); ok && limit > 0 && q != limit {
-			parts[i] += fmt.Sprintf(" [its quota %d is not --limit %d: set --limit, --window and --algorithms to what it enforces]", q, limit)
-		}
+		parts[i] += " (" + wire.HeaderRateLimitPolicy + " " + h.TargetPolicies[i] + ")"
 	}
 	return strings.Join(parts, ", ")
-}
-
-// policyQuota reads the quota of the first policy of a RateLimit-Policy header value
-// (`"default";q=10;w=1`).
-func policyQuota(policy string) (int64, bool) {
-	ps, err := wire.ParseRateLimitPolicy([]string{policy})
-	if err != nil || len(ps) == 0 {
-		return 0, false
-	}
-	return ps[0].Quota, true
 }
 
 // renderGrid writes g through r with lower-case headers as given, never wrapped.

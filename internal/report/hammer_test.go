@@ -145,6 +145,7 @@ func TestHammerTableForTargets(t *testing.T) {
 	h.Backend, h.Store, h.Nodes = "targets", "remote", 2
 	h.Targets = []string{"http://127.0.0.1:8080", "http://127.0.0.1:8081"}
 	h.TargetPolicies = []string{`"default";q=100;w=1`, ""}
+	h.TargetPolicyMismatch = []string{"http://127.0.0.1:8080 enforces a quota of 100, not --limit 10"}
 	h.PacerRealtime, h.PoolFull = false, 12
 	var b bytes.Buffer
 	if err := HammerTable(&b, h); err != nil {
@@ -152,7 +153,8 @@ func TestHammerTableForTargets(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		`http://127.0.0.1:8080 (RateLimit-Policy "default";q=100;w=1) [its quota 100 is not --limit 10`,
+		`http://127.0.0.1:8080 (RateLimit-Policy "default";q=100;w=1)`,
+		"POLICY MISMATCH: http://127.0.0.1:8080 enforces a quota of 100, not --limit 10; set --limit, --window and --algorithms",
 		"http://127.0.0.1:8081 (no RateLimit-Policy header)",
 		"by the time each answer arrived",
 		"Cache (from the targets' X-Cache headers)",
@@ -166,11 +168,12 @@ func TestHammerTableForTargets(t *testing.T) {
 	}
 	// A target enforcing --limit gets no warning.
 	h.TargetPolicies[0] = `"default";q=10;w=1`
+	h.TargetPolicyMismatch = nil
 	b.Reset()
 	if err := HammerTable(&b, h); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(b.String(), "is not --limit") {
+	if strings.Contains(b.String(), "MISMATCH") {
 		t.Errorf("a warning for a target that enforces --limit:\n%s", b.String())
 	}
 }
