@@ -140,7 +140,7 @@ func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow
 	a := report.Algorithm{
 		Name: r.name, Limit: p.Limit, WindowMs: float64(p.Window) / float64(time.Millisecond), Burst: p.EffectiveBurst(),
 		Sent: r.res.Sent, Allowed: r.res.Allowed, Denied: r.res.Denied, Errors: r.res.Errors,
-		FailOpen: r.checks.Errors, LocalEvictions: r.localEvictions, Cancelled: r.res.Cancelled,
+		FailOpen: r.answers.FailOpen, LocalEvictions: r.localEvictions, Cancelled: r.res.Cancelled,
 		AchievedRPS: r.res.AchievedRPS, LateSends: r.res.Late, LateSendRatio: ratio(r.res.Late, r.res.Sent),
 		SendLagUs: sendLag(r.res.SendLag), ElapsedMs: float64(r.res.Elapsed) / float64(time.Millisecond),
 		FailClosed: r.answers.FailClosed, StatusCodes: statusCodes(r.answers), ErrorSet: errorSet(r.answers),

@@ -22,6 +22,9 @@ type Answers struct {
 	// FailClosed counts the 5xx answers that were a fail-closed refusal: the node's
 	// limiter check failed (its Server-Timing said so) and it refused on purpose.
 	FailClosed int64
+	// FailOpen counts the answers a node served although its limiter check failed
+	// (its Server-Timing said so): admitted by the fail mode, unlimited.
+	FailOpen int64
 	// Errors are the requests without an answer, by kind (see ErrorKind).
 	Errors map[string]ErrorCount
 }
@@ -76,6 +79,7 @@ func (a *Answers) add(b *Answers) {
 		a.Codes[code] += n
 	}
 	a.FailClosed += b.FailClosed
+	a.FailOpen += b.FailOpen
 	for k, e := range b.Errors {
 		if a.Errors == nil {
 			a.Errors = make(map[string]ErrorCount)
@@ -97,8 +101,14 @@ func (a *Answers) answered(resp *http.Response, st Status) {
 		a.Codes = make(map[int]int64, 4)
 	}
 	a.Codes[resp.StatusCode]++
-	if st == Failed && resp.StatusCode >= 500 {
-		if _, outcome, ok := wire.ParseServerTiming(resp.Header.Values(wire.HeaderServerTiming)); ok && outcome == wire.CheckError {
+	if st != Failed && st != Allowed {
+		return
+	}
+	if _, outcome, ok := wire.ParseServerTiming(resp.Header.Values(wire.HeaderServerTiming)); ok && outcome == wire.CheckError {
+		switch {
+		case st == Allowed:
+			a.FailOpen++
+		case resp.StatusCode >= 500:
 			a.FailClosed++
 		}
 	}

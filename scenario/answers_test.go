@@ -84,3 +84,25 @@ func TestAnswersErrorKindsMostFrequentFirst(t *testing.T) {
 		t.Fatalf("ErrorKinds() = %s", got)
 	}
 }
+
+// TestAnswersFailModes: a node's Server-Timing tells a fail-open admission (200,
+// "error"), a fail-closed refusal (503, "error") and a 503 of the node's own making
+// ("overloaded", "timeout": the node failing, counted among server errors) apart.
+func TestAnswersFailModes(t *testing.T) {
+	t.Parallel()
+	var a Answers
+	answer := func(code int, desc string, st Status) {
+		h := http.Header{}
+		h.Set(wire.HeaderServerTiming, wire.FormatServerTiming(time.Millisecond, desc))
+		a.answered(&http.Response{StatusCode: code, Header: h}, st)
+	}
+	answer(200, wire.CheckAllowed, Allowed)
+	answer(200, wire.CheckError, Allowed)
+	answer(429, wire.CheckDenied, Denied)
+	answer(503, wire.CheckError, Failed)
+	answer(503, wire.CheckOverloaded, Failed)
+	answer(503, wire.CheckTimeout, Failed)
+	if a.FailOpen != 1 || a.FailClosed != 1 || a.ServerErrors() != 2 {
+		t.Fatalf("fail-open %d, fail-closed %d, server errors %d; want 1, 1, 2", a.FailOpen, a.FailClosed, a.ServerErrors())
+	}
+}

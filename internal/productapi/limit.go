@@ -63,7 +63,7 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 			if r.Context().Err() != nil {
 				return // the client is gone; not Redis's fault
 			}
-			a.limiterFailed(w, r, route, alg, err, next)
+			a.limiterFailed(w, r, route, alg, took, err, next)
 			return
 		}
 		a.outage.succeeded()
@@ -122,17 +122,20 @@ type deniedBody struct {
 // node's own load, or one slow answer, is no evidence that Redis is failing, and a
 // fail-open node must not serve it unlimited while Redis is healthy, so it is a 503
 // with Retry-After. In a declared outage every failed check gets the fail mode.
-func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg string, err error, next http.HandlerFunc) {
+func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg string, took time.Duration, err error, next http.HandlerFunc) {
 	why := classify(err)
 	if why != failOverload {
 		a.metrics.limiterErrs.WithLabelValues(alg).Inc()
 		a.outage.failed(err)
 	}
 	if why != failRedis && !a.outage.declared() {
-		decision, msg := decisionOverloaded, "this server is overloaded and could not check the rate limit in time; retry later"
+		decision, outcome, msg := decisionOverloaded, wire.CheckOverloaded, "this server is overloaded and could not check the rate limit in time; retry later"
 		if why == failTimeout {
-			decision, msg = decisionTimeout, "the rate limiter did not answer in time; retry later"
+			decision, outcome, msg = decisionTimeout, wire.CheckTimeout, "the rate limiter did not answer in time; retry later"
 		}
+		// Neither fail mode decided this: Server-Timing says what did, so that a client
+		// counts it as the node failing, not as a fail-closed refusal.
+		w.Header().Set(wire.HeaderServerTiming, wire.FormatServerTiming(took, outcome))
 		a.metrics.requests.WithLabelValues(route, decision, alg).Inc()
 		w.Header().Set(wire.HeaderRetryAfter, "1")
 		writeError(w, http.StatusServiceUnavailable, "%s", msg)

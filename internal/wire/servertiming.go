@@ -18,12 +18,18 @@ const (
 	CheckDenied = "denied"
 	// CheckError: the check failed and the node's fail mode decided instead.
 	CheckError = "error"
+	// CheckOverloaded: the node was too busy to check in time and refused with a 503
+	// of its own, whatever its fail mode: no check, no fail mode.
+	CheckOverloaded = "overloaded"
+	// CheckTimeout: one check got no answer in its budget, no outage was declared,
+	// and the node refused with a 503 of its own.
+	CheckTimeout = "timeout"
 )
 
 // FormatServerTiming returns the Server-Timing value of a limiter check,
 // `ratelimit;dur=0.231;desc="allowed"`: how long the check took, in milliseconds with
-// three decimals (a microsecond), and its outcome (CheckAllowed, CheckDenied or
-// CheckError). It runs on every checked request, so it appends into one buffer.
+// three decimals (a microsecond), and its outcome (CheckAllowed, CheckDenied,
+// CheckError, CheckOverloaded or CheckTimeout). It runs on every checked request, so it appends into one buffer.
 func FormatServerTiming(took time.Duration, outcome string) string {
 	b := make([]byte, 0, 48)
 	b = append(b, ServerTimingMetric+";dur="...)
