@@ -83,6 +83,10 @@ type Result struct {
 	AchievedRPS float64 `json:"achieved_rps"`
 	// Interrupted reports that the context was cancelled before the schedule ended.
 	Interrupted bool `json:"interrupted"`
+	// FirstSend and LastSend are when the first and the last request were written
+	// (zero when none was): with Interrupted, LastSend tells how soon the pacer stopped.
+	FirstSend time.Time `json:"-"`
+	LastSend  time.Time `json:"-"`
 	// E2E is the end-to-end latency from intended send time to answer, merged over the answers.
 	E2E *hdrhistogram.Histogram `json:"-"`
 	// SendLag is how far behind its intended time each request went out.
@@ -132,9 +136,18 @@ func (a *answers) addTo(res *Result) {
 
 // due waits until request sent is due and returns its intended time, having recorded
 // how late the pacer was ready for it. It returns false when the schedule is over, or
-// when ctx ends first (res.Interrupted is then set).
+// when ctx ends first (res.Interrupted is then set). ctx is looked at before every
+// wait, the short ones included: at 1000 rps every gap is under preciseBelow, and a
+// cancel must stop the pacer within one gap, not at the end of the schedule.
 func (r Runner) due(ctx context.Context, start time.Time, sent int, lateAfter time.Duration, timer *time.Timer, res *Result) (time.Time, bool) {
+	done := ctx.Done()
 	for {
+		select {
+		case <-done:
+			res.Interrupted = true
+			return time.Time{}, false
+		default:
+		}
 		wait, stop := r.Schedule.Pace(time.Since(start), sent)
 		switch {
 		case stop:
@@ -144,7 +157,7 @@ func (r Runner) due(ctx context.Context, start time.Time, sent int, lateAfter ti
 			// stretch in sleepShort, to the request's intended time.
 			timer.Reset(wait - preciseBelow)
 			select {
-			case <-ctx.Done():
+			case <-done:
 				res.Interrupted = true
 				return time.Time{}, false
 			case <-timer.C:
@@ -219,7 +232,8 @@ func (r Runner) Run(ctx context.Context, start time.Time) Result {
 				return
 			}
 			// The request is written: that is its send.
-			sendLag := time.Since(intended)
+			sentAt := time.Now()
+			sendLag := sentAt.Sub(intended)
 			record(res.SendLag, sendLag)
 			if sendLag > lateAfter {
 				res.Late++
@@ -227,6 +241,10 @@ func (r Runner) Run(ctx context.Context, start time.Time) Result {
 			if waited {
 				res.PoolFull++
 			}
+			if res.Sent == 0 {
+				res.FirstSend = sentAt
+			}
+			res.LastSend = sentAt
 			res.Sent++
 			if r.Progress != nil {
 				r.Progress()

@@ -76,14 +76,14 @@ func TestRunnerCountsLateSendsWhenSaturated(t *testing.T) {
 
 func TestRunnerPoolFullOnlyWhenWorkersAreBusy(t *testing.T) {
 	t.Parallel()
-	// Sixteen workers for requests 2ms apart that are answered at once: a worker is
-	// always waiting, so the pacer is never held up.
+	// A worker for every request: one is always free, so the pacer is never held up,
+	// however late a loaded machine runs the answers that free them.
 	s := &Schedule{Config: Config{Duration: 40 * time.Millisecond}}
 	for i := range 20 {
 		s.Arrivals = append(s.Arrivals, Arrival{At: time.Duration(i) * 2 * time.Millisecond})
 	}
 	send := func(context.Context, Arrival) Status { return Allowed }
-	res := Runner{Schedule: s, Starter: newSendStarter(send, 16)}.Run(context.Background(), time.Now())
+	res := Runner{Schedule: s, Starter: newSendStarter(send, 20)}.Run(context.Background(), time.Now())
 	if res.Sent != 20 || res.PoolFull != 0 || res.PacerLag.TotalCount() != 20 {
 		t.Fatalf("sent %d, pool full %d times, pacer lag for %d; want 20, 0, 20", res.Sent, res.PoolFull, res.PacerLag.TotalCount())
 	}
@@ -112,6 +112,43 @@ func TestRunnerStopsOnCancel(t *testing.T) {
 	if !res.Interrupted || res.Sent != 2 || res.Allowed != 1 || res.Cancelled != 1 {
 		t.Fatalf("after cancel: %+v", res)
 	}
+}
+
+func TestRunnerStopsAtOnceWhenGapsAreShort(t *testing.T) {
+	t.Parallel()
+	// Requests 200µs apart: every wait is shorter than the pacer's precise sleep, and
+	// the cancel after the tenth send must still stop it before the eleventh.
+	s := &Schedule{Config: Config{Duration: time.Hour}}
+	for i := range 100_000 {
+		s.Arrivals = append(s.Arrivals, Arrival{At: time.Duration(i) * 200 * time.Microsecond})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var started atomic.Int64
+	st := &countingStarter{Starter: newSendStarter(func(context.Context, Arrival) Status { return Allowed }, 64),
+		onStart: func() {
+			if started.Add(1) == 10 {
+				cancel()
+			}
+		}}
+	res := Runner{Schedule: s, Starter: st}.Run(ctx, time.Now())
+	if !res.Interrupted || res.Sent != 10 {
+		t.Fatalf("cancelled after the tenth send: interrupted %v, sent %d; want 10", res.Interrupted, res.Sent)
+	}
+	if res.FirstSend.IsZero() || res.LastSend.Before(res.FirstSend) {
+		t.Fatalf("first send %v, last send %v", res.FirstSend, res.LastSend)
+	}
+}
+
+// countingStarter calls onStart after each request it starts.
+type countingStarter struct {
+	Starter
+	onStart func()
+}
+
+func (c *countingStarter) Start(ctx context.Context, a Arrival, done func(Status)) (bool, error) {
+	waited, err := c.Starter.Start(ctx, a, done)
+	c.onStart()
+	return waited, err
 }
 
 // sendStarter is a Starter of conns connections that answers each request with send,
