@@ -54,6 +54,9 @@ type conn struct {
 	br   *bufio.Reader
 	buf  []byte
 	jobs chan job // the request in flight (at most one)
+	// answers counts what this connection's requests came back with; whoever holds
+	// the connection writes it.
+	answers Answers
 }
 
 // job is a request written on a conn and waiting for its answer.
@@ -174,6 +177,7 @@ func (cn *conn) start(a Arrival, identity string, done func(Status)) {
 	cn.buf = cn.t.appendRequest(cn.buf[:0], cn.n, a.Product, identity)
 	if err := cn.write(); err != nil {
 		cn.close()
+		cn.answers.failed(err)
 		done(Failed)
 		cn.p.free <- cn
 		return
@@ -239,10 +243,13 @@ func (cn *conn) read() {
 			cn.p.free <- cn
 			continue
 		case err != nil:
+			cn.answers.failed(err)
 			jb.done(Failed)
 			cn.redial()
 		default:
-			jb.done(cn.t.decide(cn.n, resp, jb.identity))
+			st := cn.t.decide(cn.n, resp, jb.identity)
+			cn.answers.answered(resp, st)
+			jb.done(st)
 			if resp.Close {
 				cn.redial()
 			}
