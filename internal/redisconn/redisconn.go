@@ -251,7 +251,7 @@ func (c *Conn) ForEachMaster(ctx context.Context, fn func(ctx context.Context, c
 
 func newClient(rawURL string, opts Options) (*Conn, error) {
 	bad := func(why string) error {
-		return fmt.Errorf("%w %q: %s; use %s", ErrBadURL, Redact(rawURL), why, URLHelp)
+		return fmt.Errorf("%w %q: %s; use %s", ErrBadURL, Redact(rawURL), redactIn(why, rawURL), URLHelp)
 	}
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
@@ -315,19 +315,40 @@ func newClient(rawURL string, opts Options) (*Conn, error) {
 	return &Conn{Client: client, probe: probe, poolSize: opts.PoolSize, Backend: Redact(rawURL)}, nil
 }
 
-// Redact removes the password from a Redis URL, for messages and reports.
+// Redact removes the password from a Redis URL, for messages, logs, help texts and
+// reports: every place ratelab shows a URL it was given goes through it.
 func Redact(rawURL string) string {
-	scheme, rest, ok := strings.Cut(rawURL, "://")
+	scheme, user, _, host, ok := splitPassword(rawURL)
 	if !ok {
 		return rawURL
 	}
+	return scheme + "://" + user + ":xxxxx@" + host
+}
+
+// splitPassword cuts a URL around its password; ok is false when it has none.
+func splitPassword(rawURL string) (scheme, user, password, rest string, ok bool) {
+	scheme, rest, ok = strings.Cut(rawURL, "://")
+	if !ok {
+		return "", "", "", "", false
+	}
 	at := strings.LastIndexByte(rest, '@')
 	if at < 0 {
-		return rawURL
+		return "", "", "", "", false
 	}
-	user, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return rawURL
+	user, password, ok = strings.Cut(rest[:at], ":")
+	return scheme, user, password, rest[at+1:], ok
+}
+
+// redactIn removes rawURL's password from a message about it (a parser's error
+// quotes the URL it could not read, password and all).
+func redactIn(msg, rawURL string) string {
+	_, _, password, _, ok := splitPassword(rawURL)
+	if !ok || password == "" {
+		return msg
 	}
-	return scheme + "://" + user + ":xxxxx@" + rest[at+1:]
+	msg = strings.ReplaceAll(msg, ":"+password+"@", ":xxxxx@")
+	if len(password) >= 4 {
+		msg = strings.ReplaceAll(msg, password, "xxxxx")
+	}
+	return msg
 }

@@ -189,6 +189,25 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+func TestErrorsNeverShowThePassword(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		"redis://u:s3cr%zzet@127.0.0.1:1",        // the URL parser's error quotes the URL
+		"redis://u:s3cret@127.0.0.1:notaport",    // so does go-redis's
+		"redis+cluster://u:s3cret@127.0.0.1:1,b", // a seed that is not host:port
+		"redis://u:s3cret@127.0.0.1:1",           // connection refused
+		"bogus://u:s3cret@127.0.0.1:1",           // not a scheme ratelab knows
+	} {
+		_, err := redisconn.Open(context.Background(), raw, redisconn.Options{DialTimeout: time.Second})
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", raw)
+		}
+		if strings.Contains(err.Error(), "s3cr") {
+			t.Errorf("Open(%q): the error shows the password: %v", raw, err)
+		}
+	}
+}
+
 // writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its key.
 func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()
