@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -36,7 +34,7 @@ EXIT STATUS
 
 // Main runs ratelab with the process's arguments and streams and returns its exit status.
 func Main() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	defer stop()
 	ios := commands.IO{
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
@@ -114,6 +112,7 @@ so it works on a machine with nothing installed.` + "\n" + exitStatusHelp,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return commands.UsageError(err) })
 	root.PersistentFlags().StringVar(&g.RedisURL, "redis", os.Getenv(redisconn.EnvURL),
 		"Redis URL (env "+redisconn.EnvURL+"): "+redisconn.URLHelp)
+	root.PersistentFlags().Lookup("redis").DefValue = redisconn.Redact(os.Getenv(redisconn.EnvURL)) // --help never shows a password
 	root.PersistentFlags().StringVar(&g.Prefix, "prefix", algorithms.DefaultPrefix, "prefix of every key ratelab writes or reads")
 	root.CompletionOptions.HiddenDefaultCmd = false
 	root.AddCommand(
@@ -130,10 +129,41 @@ func version() string {
 	if Version != "" {
 		return Version
 	}
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
-		return info.Main.Version
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(devel)"
 	}
-	return "(devel)"
+	return versionOf(info)
+}
+
+// versionOf is a release's tag, or else the VCS revision the binary was built from
+// ("-dirty" when the tree had changes), or "(devel)" when the build has neither.
+func versionOf(info *debug.BuildInfo) string {
+	var rev string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	v := info.Main.Version
+	if rev == "" {
+		if v == "" {
+			return "(devel)"
+		}
+		return v
+	}
+	short := rev[:min(12, len(rev))]
+	if v != "" && v != "(devel)" && !strings.Contains(v, short) {
+		return v // a tagged release
+	}
+	if modified {
+		return short + "-dirty"
+	}
+	return short
 }
 
 // errNoArgs is what a subcommand taking no arguments says when given some.

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"syscall"
+	"time"
 )
 
 // Exit statuses, decided in one place (cmd.Main) and documented in every help text.
@@ -13,7 +16,11 @@ const (
 	ExitOK        = 0 // success
 	ExitFailure   = 1 // the command failed: Redis unreachable, a server error
 	ExitUsage     = 2 // bad flags or arguments
-	ExitThreshold = 3 // a --max-*/--min-* threshold was missed
+	ExitThreshold = 3 // a --max-*/--min-* threshold was missed, or --require-valid and the run was not valid
+
+	// ExitInterrupted is hammer's status when SIGINT or SIGTERM stopped it: the report
+	// covers what was sent, but the run is not the one asked for (128 + SIGINT, as a shell gives).
+	ExitInterrupted = 130
 
 	ExitMissing     = 4 // inspect: the key does not exist
 	ExitForeign     = 5 // inspect: the key is not ratelab's (not under --prefix)
@@ -72,4 +79,25 @@ func ExitCode(err error) int {
 		return e.Code
 	}
 	return ExitFailure
+}
+
+// Interrupt is the cause (context.Cause) of a context that a signal cancelled: which
+// signal, and when it came. cmd.Main cancels with it, so that a command can say when
+// it was asked to stop and measure how soon it did.
+type Interrupt struct {
+	Signal os.Signal
+	At     time.Time
+}
+
+func (i *Interrupt) Error() string { return "interrupted by " + i.Name() }
+
+// Name is the signal's name: SIGINT, SIGTERM.
+func (i *Interrupt) Name() string {
+	switch i.Signal {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return i.Signal.String()
 }
