@@ -18,6 +18,8 @@ import (
 func newHammerCmd(ios commands.IO, g *commands.Global, run func(context.Context, commands.HammerOptions, commands.IO) error) *cobra.Command {
 	opts := commands.HammerOptions{}
 	var limit, burst int64
+	var maxErrorRatio, maxLateRatio float64
+	var maxFailOpen int64
 	cmd := &cobra.Command{
 		Use:   "hammer",
 		Short: "Open-loop multi-IP load on in-process API nodes, and the algorithm comparison report",
@@ -42,7 +44,16 @@ the nodes trust no header. --target takes any HTTP service: --path, -H and
 --deny-status say what to send it and how it refuses (below 400 is allowed; a 4xx or
 5xx whose RateLimit or X-RateLimit-Remaining header says none remain is denied too);
 without Server-Timing the check latency is unknown. Load only ever goes to loopback
-addresses. Ctrl-C stops the run and still prints the report.
+addresses. Ctrl-C (or SIGTERM) stops the sending at once and still prints the
+report, which says it was interrupted, and hammer exits 130.
+
+A threshold with nothing to measure (no checks timed, no answers) is missed, never
+passed. A run is not valid when more than 1% of sends were late, the connection pool
+ran out, a run was shorter than two windows, or limiter checks failed: the report
+says so and why, and --require-valid makes that exit 3. With --out the report goes
+to the file in --output's format and the table to standard output. If an algorithm's
+run fails (Redis went away), the algorithms before it are reported, the failure is
+named, and hammer exits 1.
 
 Patterns: mixed (default: steady traffic, one identity in ten bursting around every
 other window edge), steady, poisson, boundary (every identity bursts around edges),
@@ -56,8 +67,10 @@ noisy (one identity sends three requests in five).`,
   # three nodes with a local limiter each: a client gets through about three times
   ratelab hammer --nodes 3 --store local --algorithms sliding-log
 
-  # CI: JSON to a file, fail (exit 3) if any algorithm lets through more than 1.1 L
-  ratelab hammer --algorithms sliding-log,gcra --max-burst-ratio 1.1 --output json --out hammer.json
+  # CI: the table in the log, JSON to a file; fail (exit 3) if any algorithm lets
+  # through more than 1.1 L, if any request failed, or if the run is not valid
+  ratelab hammer --algorithms sliding-log,gcra --max-burst-ratio 1.1 --max-error-ratio 0 \
+    --require-valid --output json --out hammer.json
 
   # hammer running 'ratelab serve' processes instead: they must trust 127.0.0.1's
   # X-Forwarded-For, and --limit/--window/--algorithms should say what they enforce
@@ -67,7 +80,9 @@ noisy (one identity sends three requests in five).`,
   # any service on loopback: its path, a token, each client its own source address
   # (127.x.y.z, so the service trusts no header), 429 or 403 for denied
   ratelab hammer --target http://127.0.0.1:3000 --path '/api/items/{product}' -H 'Authorization: Bearer x' \
-    --identity source --deny-status 429,403 --limit 100 --window 1s` + "\n" + exitStatusHelp,
+    --identity source --deny-status 429,403 --limit 100 --window 1s` + "\n" + exitStatusHelp + `
+     (hammer: also --require-valid and a run that was not valid)
+  130 interrupted (SIGINT or SIGTERM): the report covers what was sent`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Global = *g
@@ -76,6 +91,19 @@ noisy (one identity sends three requests in five).`,
 			if len(opts.Algorithms) == 0 {
 				opts.Algorithms = algorithms.Names()
 			}
+			// Zero is a limit worth setting for these: they are checked only when given.
+			f := cmd.Flags()
+			if f.Changed("max-error-ratio") {
+				opts.MaxErrorRatio = &maxErrorRatio
+			}
+			if f.Changed("max-late-ratio") {
+				opts.MaxLateRatio = &maxLateRatio
+			}
+			if f.Changed("max-fail-open") {
+				opts.MaxFailOpen = &maxFailOpen
+			}
+			opts.Version = version()
+			opts.CommandLine = commandLine(cmd)
 			if err := opts.Validate(); err != nil {
 				return err
 			}
@@ -100,7 +128,7 @@ noisy (one identity sends three requests in five).`,
 	f.DurationVar(&opts.BackendDelay, "backend-delay", commands.DefaultBackendDelay, "how long the in-process nodes' backend takes per read")
 	f.DurationVar(&opts.CheckTimeout, "check-timeout", productapi.DefaultCheckTimeout, "the nodes' time budget for one limiter check; over it, the request fails open")
 	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "report format: "+strings.Join(report.Formats(), ", "))
-	f.StringVar(&opts.OutFile, "out", "", "write the report to this file (atomically) instead of standard output")
+	f.StringVar(&opts.OutFile, "out", "", "write the report in --output's format to this file (atomically); standard output gets the table")
 	// How requests reach the nodes: any HTTP service on loopback, with --target. The
 	// defaults are the zero values (ratelab's path, X-Forwarded-For, 429), named in the help.
 	f.StringVar(&opts.Path, "path", "", "with --target: the request path, {product} for the product number, e.g. '/api/items/{product}' (default "+scenario.DefaultPath+")")
@@ -112,5 +140,9 @@ noisy (one identity sends three requests in five).`,
 	f.DurationVar(&opts.MaxCheckP99, "max-check-p99", 0, "exit 3 if an algorithm's per-check p99 latency is above this (e.g. 1ms)")
 	f.Float64Var(&opts.MinHitRatio, "min-hit-ratio", 0, "exit 3 if the cache hit ratio is below this (0..1)")
 	f.Float64Var(&opts.MinAchievedRPS, "min-achieved-rps", 0, "exit 3 if an algorithm's run achieved a lower rate than this")
+	f.Float64Var(&maxErrorRatio, "max-error-ratio", 0, "exit 3 if an algorithm's transport errors and 5xx (not fail-closed refusals) over sent are above this (0..1; off unless given)")
+	f.Float64Var(&maxLateRatio, "max-late-ratio", 0, "exit 3 if an algorithm's late sends over sent are above this (0..1; off unless given)")
+	f.Int64Var(&maxFailOpen, "max-fail-open", 0, "exit 3 if an algorithm served more requests unchecked (fail open) than this (off unless given)")
+	f.BoolVar(&opts.RequireValid, "require-valid", false, "exit 3 if the run is not valid (late sends over 1%, pool ran out, shorter than two windows, failed checks)")
 	return cmd
 }

@@ -43,6 +43,7 @@ func TestHammerFlagsDefaults(t *testing.T) {
 		Algorithms: algorithms.Names(), Policy: algorithms.Policy{Limit: 10, Window: 500 * time.Millisecond},
 		Nodes: 1, Store: "redis", Pattern: "mixed", Products: 100, Workers: 512,
 		BackendDelay: 5 * time.Millisecond, CheckTimeout: 50 * time.Millisecond, Output: "table",
+		Version: version(), CommandLine: []string{"hammer"},
 	}
 	if !reflect.DeepEqual(*o, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *o, want)
@@ -54,9 +55,16 @@ func TestHammerFlagsParse(t *testing.T) {
 		"--algorithms", "gcra,sliding-log", "--limit", "20", "--window", "1s", "--burst", "30", "--nodes", "3",
 		"--store", "local", "--pattern", "poisson", "--products", "9", "--target", "http://127.0.0.1:8080,http://[::1]:8081",
 		"--workers", "64", "--backend-delay", "0s", "--check-timeout", "2s", "-o", "json", "--out", "r.json", "--max-burst-ratio", "1.1",
-		"--max-check-p99", "1ms", "--min-hit-ratio", "0.9", "--min-achieved-rps", "240")
+		"--max-check-p99", "1ms", "--min-hit-ratio", "0.9", "--min-achieved-rps", "240",
+		"--max-error-ratio", "0", "--max-late-ratio", "0.05", "--max-fail-open", "0", "--require-valid")
 	if code != commands.ExitOK || o == nil {
 		t.Fatalf("exit %d", code)
+	}
+	cl := strings.Join(o.CommandLine, " ")
+	for _, want := range []string{"hammer ", " --target=http://127.0.0.1:8080,http://[::1]:8081 ", " --max-error-ratio=0 ", " --require-valid=true"} {
+		if !strings.Contains(cl+" ", want) {
+			t.Errorf("command line %q lacks %q", cl, want)
+		}
 	}
 	want := commands.HammerOptions{
 		Global: commands.Global{Prefix: "ratelab"}, IPs: 7, RPS: 250.5, Duration: 2 * time.Second, Seed: 42,
@@ -64,6 +72,8 @@ func TestHammerFlagsParse(t *testing.T) {
 		Nodes: 3, Store: "local", Pattern: "poisson", Products: 9,
 		Targets: []string{"http://127.0.0.1:8080", "http://[::1]:8081"}, Workers: 64, CheckTimeout: 2 * time.Second, Output: "json", OutFile: "r.json",
 		MaxBurstRatio: 1.1, MaxCheckP99: time.Millisecond, MinHitRatio: 0.9, MinAchievedRPS: 240,
+		MaxErrorRatio: ptr(0.0), MaxLateRatio: ptr(0.05), MaxFailOpen: ptr[int64](0), RequireValid: true,
+		Version: version(), CommandLine: o.CommandLine,
 	}
 	if !reflect.DeepEqual(*o, want) {
 		t.Fatalf("parsed:\n got %+v\nwant %+v", *o, want)
@@ -96,6 +106,8 @@ func TestHammerBadFlagsAreUsageErrors(t *testing.T) {
 		{[]string{"--store", "disk"}, `--store "disk"`},
 		{[]string{"--output", "yaml"}, `--output "yaml"`},
 		{[]string{"--target", "http://example.com"}, "not a loopback address"},
+		{[]string{"--max-error-ratio", "2"}, "--max-error-ratio 2"},
+		{[]string{"--max-fail-open", "-1"}, "--max-fail-open -1"},
 		{[]string{"extra"}, "takes no arguments"},
 	}
 	for _, tt := range tests {
@@ -112,7 +124,8 @@ func TestHammerBadFlagsAreUsageErrors(t *testing.T) {
 
 func TestHammerHelp(t *testing.T) {
 	code, out, _ := run(t, "hammer", "--help")
-	for _, want := range []string{"Examples:", "ratelab hammer --ips 50 --rps 1000", "EXIT STATUS", "3  a threshold", "--max-burst-ratio"} {
+	for _, want := range []string{"Examples:", "ratelab hammer --ips 50 --rps 1000", "EXIT STATUS", "3  a threshold", "--max-burst-ratio",
+		"130 interrupted", "--require-valid", "--max-error-ratio", "--max-late-ratio", "--max-fail-open"} {
 		if code != commands.ExitOK || !strings.Contains(out, want) {
 			t.Errorf("hammer --help (exit %d) lacks %q", code, want)
 		}
@@ -149,6 +162,48 @@ func TestHammerFlagsForAnyTarget(t *testing.T) {
 		code, _, errOut := run(t, append([]string{"hammer"}, tt.args...)...)
 		if code != commands.ExitUsage || !strings.Contains(errOut, tt.want) {
 			t.Errorf("ratelab hammer %q: exit %d, stderr %q; want exit 2 with %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestHammerCommandLineIsRedacted(t *testing.T) {
+	var got []string
+	ios, _, _, _ := commands.TestIO()
+	root := NewRoot(ios)
+	for _, c := range root.Commands() {
+		if c.Name() == "hammer" {
+			root.RemoveCommand(c)
+		}
+	}
+	g := &commands.Global{}
+	root.AddCommand(newHammerCmd(ios, g, func(_ context.Context, o commands.HammerOptions, _ commands.IO) error {
+		got = o.CommandLine
+		return nil
+	}))
+	root.SetArgs([]string{"--redis", "redis://u:s3cret@127.0.0.1:1", "hammer", "--rps", "10"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if cl := strings.Join(got, " "); cl != "ratelab hammer --redis=redis://u:xxxxx@127.0.0.1:1 --rps=10" {
+		t.Fatalf("command line %q", cl)
+	}
+}
+
+func TestRedactValue(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"redis://u:s3cret@h:1":                    "redis://u:xxxxx@h:1",
+		"redis+cluster://u:s3cret@a:1,b:2":        "redis+cluster://u:xxxxx@a:1,b:2",
+		"http://127.0.0.1:8080,http://[::1]:8081": "http://127.0.0.1:8080,http://[::1]:8081",
+		"Authorization: Bearer s3cret":            "Authorization: xxxxx",
+		"cookie: s=s3cret":                        "cookie: xxxxx",
+		"X-Trace: 1":                              "X-Trace: 1",
+		"1.5":                                     "1.5",
+	} {
+		if got := redactValue(in); got != want {
+			t.Errorf("redactValue(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -49,5 +50,42 @@ func TestRedisURLFromEnvironment(t *testing.T) {
 	root := NewRoot(ios)
 	if got := root.PersistentFlags().Lookup("redis").DefValue; got != "redis://127.0.0.1:6390" {
 		t.Fatalf("--redis defaults to %q, want the environment's URL", got)
+	}
+}
+
+func TestHelpNeverShowsThePassword(t *testing.T) {
+	t.Setenv("RATELAB_REDIS_URL", "redis://u:s3cret@127.0.0.1:6390")
+	for _, args := range [][]string{{"--help"}, {"hammer", "--help"}, {"serve", "--help"}, {"inspect", "--help"}, {"flush", "--help"}} {
+		code, out, errOut := run(t, args...)
+		if code != commands.ExitOK || strings.Contains(out+errOut, "s3cret") || !strings.Contains(out, "redis://u:xxxxx@127.0.0.1:6390") {
+			t.Errorf("ratelab %q: exit %d; the help shows the password, or not the redacted URL:\n%s", args, code, out)
+		}
+	}
+}
+
+func TestVersionOf(t *testing.T) {
+	t.Parallel()
+	vcs := func(rev, modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: modified}}
+	}
+	const rev = "7253cda6902439879d2e5ea3929f97d670f79a16"
+	tests := []struct {
+		name    string
+		version string
+		set     []debug.BuildSetting
+		want    string
+	}{
+		{"a tagged release", "v1.2.0", vcs(rev, "false"), "v1.2.0"},
+		{"a pseudo-version", "v0.0.0-20261201083434-7253cda69024", vcs(rev, "false"), "7253cda69024"},
+		{"a dirty tree", "v0.0.0-20261201083434-7253cda69024+dirty", vcs(rev, "true"), "7253cda69024-dirty"},
+		{"devel with VCS", "(devel)", vcs(rev, "false"), "7253cda69024"},
+		{"no VCS", "(devel)", nil, "(devel)"},
+		{"a module download", "v1.3.0", nil, "v1.3.0"},
+	}
+	for _, tt := range tests {
+		info := &debug.BuildInfo{Main: debug.Module{Path: "github.com/ratelab/ratelab", Version: tt.version}, Settings: tt.set}
+		if got := versionOf(info); got != tt.want {
+			t.Errorf("%s: versionOf = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

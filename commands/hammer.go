@@ -2,12 +2,17 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -32,6 +37,11 @@ const hammerMemoryLimit = 1 << 30
 // is an ExitThreshold error, after the report is written. opts passed Validate, as
 // cmd does.
 func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
+	if err := checkOutFile(opts.OutFile); err != nil {
+		return err
+	}
+	startedAt := time.Now()
+	interruptedAt := watchInterrupt(ctx)
 	ids, err := opts.identities(uint8(rand.N(256)))
 	if err != nil {
 		return UsageError(err)
@@ -44,7 +54,9 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 		return UsageError(err)
 	}
 	h := &report.Hammer{
-		SchemaVersion: report.HammerSchemaVersion, Nodes: opts.Nodes, Store: opts.Store, Targets: opts.Targets,
+		SchemaVersion: report.HammerSchemaVersion, Version: opts.Version, CommandLine: opts.CommandLine,
+		StartedAt: startedAt.UTC().Truncate(time.Millisecond), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+		Nodes: opts.Nodes, Store: opts.Store, Targets: opts.Targets,
 		Pattern: opts.Pattern, IPs: opts.IPs, Products: opts.Products, TargetRPS: opts.RPS, Seed: opts.Seed,
 		DurationMs: float64(opts.Duration) / float64(time.Millisecond),
 		Workers:    opts.workers(), LateAfterUs: scenario.DefaultLateAfter.Microseconds(),
@@ -74,6 +86,11 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	}
 	var bar *progressbar.ProgressBar
 	if ios.ErrIsTerminal && opts.Output != "json" {
+		// Each run starts on a window edge: with a long window the wait is a good part
+		// of the whole, and the estimate says so.
+		fmt.Fprintf(ios.ErrOut, "ratelab: %s of %s, each starting on a window edge (a wait of up to %s): at most %s\n",
+			plural(len(names), "run"), opts.Duration, opts.Policy.Window,
+			(time.Duration(len(names)) * (opts.Duration + opts.Policy.Window)).Round(time.Second))
 		bar = progressbar.NewOptions64(int64(len(sched.Arrivals))*int64(len(names)),
 			progressbar.OptionSetWriter(ios.ErrOut), progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30))
@@ -85,6 +102,7 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	defer pauseCollections(conn)()
 
 	var runs []hammerRun
+	var failure error
 	for _, name := range names {
 		if ctx.Err() != nil {
 			break
@@ -101,9 +119,21 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 			run, err = hammerNodes(ctx, opts, conn, name, sched, ids, offset, bar)
 		}
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				break // interrupted while setting up: the runs so far are the report
+			}
+			if len(runs) == 0 {
+				return err
+			}
+			// Keep what finished: the report holds those runs and names the one that failed.
+			failure = fmt.Errorf("%s: %w", name, err)
+			h.Failed = &report.Failure{Algorithm: name, Error: err.Error()}
+			break
 		}
 		runs = append(runs, run)
+		if opts.hooks != nil && opts.hooks.afterRun != nil {
+			opts.hooks.afterRun(name)
+		}
 		if run.res.Interrupted {
 			break
 		}
@@ -114,12 +144,104 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 
 	buildReport(h, runs, sched, ids, opts)
 	h.Interrupted = h.Interrupted || ctx.Err() != nil
+	var signal string
+	if h.Interrupted {
+		var at time.Time
+		at, signal = interruptedAt()
+		markInterrupt(h, runs, at, signal)
+	}
 	if err := writeReport(ios, opts, h); err != nil {
 		return err
 	}
-	if missed := h.Missed(); len(missed) > 0 {
-		return WithExit(ExitThreshold, fmt.Errorf("%d threshold(s) missed: %s", len(missed), report.DescribeMissed(missed)))
+	switch {
+	case h.Interrupted:
+		return WithExit(ExitInterrupted, fmt.Errorf("%s: stopped early; the report covers the %d requests sent", signal, h.Sent))
+	case failure != nil:
+		return fmt.Errorf("%w; the report holds the %s that finished before", failure, plural(len(runs), "algorithm"))
 	}
+	var problems []string
+	if missed := h.Missed(); len(missed) > 0 {
+		problems = append(problems, fmt.Sprintf("%d threshold(s) missed: %s", len(missed), report.DescribeMissed(missed)))
+	}
+	if opts.RequireValid && !h.Valid {
+		problems = append(problems, "the run is not valid (--require-valid): "+strings.Join(h.InvalidReasons, "; "))
+	}
+	if len(problems) > 0 {
+		return WithExit(ExitThreshold, errors.New(strings.Join(problems, "; ")))
+	}
+	return nil
+}
+
+// hammerHooks let tests act at points of a run without sleeping to find them.
+type hammerHooks struct {
+	// firstSend is called once an algorithm's run has sent its first request.
+	firstSend func(algorithm string)
+	// afterRun is called after each algorithm's run, before the next one starts.
+	afterRun func(algorithm string)
+}
+
+// watchInterrupt returns a function that tells when ctx ended and why: the signal and
+// its time, from the Interrupt cmd.Main cancels with, or else when the cancel was seen.
+func watchInterrupt(ctx context.Context) func() (time.Time, string) {
+	var seen atomic.Pointer[time.Time]
+	context.AfterFunc(ctx, func() {
+		now := time.Now()
+		seen.Store(&now)
+	})
+	return func() (time.Time, string) {
+		var in *Interrupt
+		if errors.As(context.Cause(ctx), &in) {
+			return in.At, in.Name()
+		}
+		if at := seen.Load(); at != nil {
+			return *at, "cancelled"
+		}
+		return time.Now(), "cancelled"
+	}
+}
+
+// markInterrupt notes in h when the stop was asked for, the last request's send, and
+// the time between them: how soon the pacer stopped.
+func markInterrupt(h *report.Hammer, runs []hammerRun, at time.Time, signal string) {
+	h.InterruptSignal = signal
+	at = at.UTC()
+	h.InterruptedAt = &at
+	var last time.Time
+	for _, r := range runs {
+		if r.res.LastSend.After(last) {
+			last = r.res.LastSend
+		}
+	}
+	var stop int64
+	if !last.IsZero() {
+		last = last.UTC()
+		h.LastSendAt = &last
+		stop = max(0, last.Sub(at).Microseconds())
+	}
+	h.StopLatencyUs = &stop
+}
+
+// checkOutFile checks --out before anything is sent, so that a run is never lost for
+// want of a place to write it: the directory must exist and take a new file, and the
+// path must not be a directory.
+func checkOutFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return Usagef("--out %s is a directory: give a file name in it, e.g. %s", path, filepath.Join(path, "hammer.json"))
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return Usagef("--out %s: the directory %s does not exist; create it first", path, dir)
+	}
+	f, err := os.CreateTemp(dir, ".ratelab-out-check-*")
+	if err != nil {
+		return Usagef("--out %s: cannot write in %s (%v); choose a directory you may write to", path, dir, errors.Unwrap(err))
+	}
+	_ = f.Close()
+	_ = os.Remove(f.Name())
 	return nil
 }
 
@@ -216,6 +338,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	// Warm up as an identity that is not the run's, then forget what that recorded.
 	target.Warm(ctx, opts.warmIdentityFor(), warmPerNode)
 	rec.Reset()
+	target.ResetAnswers()
 	base := make([]cache.Stats, len(nodes))
 	for i, n := range nodes {
 		base[i] = n.CacheStats()
@@ -223,7 +346,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	baseCalls := backend.Calls()
 
 	start, edge := scenario.AlignedStart(time.Now(), offset, opts.Policy.Window, startLead)
-	res := runner(opts, sched, target, bar).Run(ctx, start)
+	res := runner(opts, name, sched, target, bar, start).Run(ctx, start)
 	now := make([]cache.Stats, len(nodes))
 	for i, n := range nodes {
 		now[i] = n.CacheStats()
@@ -234,6 +357,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		edgeMicro: edge + sched.TimelineEdge().Microseconds(),
 		bound:     algorithms.ExpectedMaxInWindow(name, opts.Policy),
 		cache:     nodeCache(now, base, backend.Calls()-baseCalls),
+		answers:   target.Answers(),
 	}
 	if opts.Store == productapi.StoreLocal {
 		run.bound *= int64(opts.Nodes)
@@ -262,7 +386,7 @@ func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Sche
 		name = opts.Algorithms[0]
 	}
 	start, edge := scenario.AlignedStart(time.Now(), offset, opts.Policy.Window, startLead)
-	res := runner(opts, sched, target, bar).Run(ctx, start)
+	res := runner(opts, name, sched, target, bar, start).Run(ctx, start)
 	bound := int64(0)
 	if name != "serve" {
 		bound = algorithms.ExpectedMaxInWindow(name, opts.Policy)
@@ -271,16 +395,60 @@ func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Sche
 		name: name, policy: opts.Policy, res: res,
 		admitted: rec.Admitted(), checks: rec.Checks(), checkLatency: rec.Latency(),
 		edgeMicro: edge + sched.TimelineEdge().Microseconds(), bound: bound, policies: target.Policies(),
-		cache: targetCache(target.Sources()),
+		cache: targetCache(target.Sources()), answers: target.Answers(),
 	}, nil
 }
 
-func runner(opts HammerOptions, sched *scenario.Schedule, target scenario.Starter, bar *progressbar.ProgressBar) scenario.Runner {
+// runner is the Runner of one algorithm's run, which starts at start: until its first
+// send the bar says that it waits for a window edge, and how long.
+func runner(opts HammerOptions, name string, sched *scenario.Schedule, target scenario.Starter,
+	bar *progressbar.ProgressBar, start time.Time) scenario.Runner {
 	r := scenario.Runner{Schedule: sched, Starter: target, Drain: requestTimeout(opts.Policy)}
-	if bar != nil {
-		r.Progress = func() { _ = bar.Add(1) }
+	var firstSend func(string)
+	if opts.hooks != nil {
+		firstSend = opts.hooks.firstSend
+	}
+	var waiting chan struct{}
+	if bar != nil && time.Until(start) > 200*time.Millisecond {
+		waiting = make(chan struct{})
+		go describeWait(bar, name, start, waiting)
+	}
+	sent := false
+	if bar != nil || firstSend != nil {
+		r.Progress = func() {
+			if !sent {
+				sent = true
+				if waiting != nil {
+					close(waiting)
+				}
+				if firstSend != nil {
+					firstSend(name)
+				}
+			}
+			if bar != nil {
+				_ = bar.Add(1)
+			}
+		}
 	}
 	return r
+}
+
+// describeWait counts down on the bar to start, the window edge the run starts on,
+// until sending closes.
+func describeWait(bar *progressbar.ProgressBar, name string, start time.Time, sending <-chan struct{}) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if left := time.Until(start); left > 0 {
+			bar.Describe(fmt.Sprintf("%s: waiting %s for a window edge", name, left.Round(100*time.Millisecond)))
+		}
+		select {
+		case <-sending:
+			bar.Describe(name)
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // forgetIdentities deletes the run's limiter keys, so that nothing of one run is left
@@ -313,13 +481,18 @@ func forgetProducts(conn *redisconn.Conn, keys algorithms.Keyspace, products int
 	_, _ = pipe.Exec(ctx)
 }
 
-// writeReport renders the report to Out, or atomically to OutFile: a temporary file in
-// the same directory, renamed over the target once complete (renameio).
+// writeReport renders the report in --output's format to Out; with --out, to that file
+// instead, atomically (a temporary file in the same directory, renamed over the
+// target once complete: renameio), and the table to Out, so that one run gives the
+// file CI keeps and the table its log shows.
 func writeReport(ios IO, opts HammerOptions, h *report.Hammer) error {
 	if opts.OutFile == "" {
 		return report.WriteHammer(ios.Out, opts.Output, h)
 	}
 	if err := writeFileAtomic(opts.OutFile, func(w io.Writer) error { return report.WriteHammer(w, opts.Output, h) }); err != nil {
+		return err
+	}
+	if err := report.WriteHammer(ios.Out, "table", h); err != nil {
 		return err
 	}
 	fmt.Fprintf(ios.ErrOut, "ratelab: report written to %s\n", opts.OutFile)

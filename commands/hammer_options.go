@@ -65,7 +65,8 @@ type HammerOptions struct {
 	CheckTimeout time.Duration
 	// Output is table, json or markdown.
 	Output string
-	// OutFile, when set, receives the report (written atomically) instead of Out.
+	// OutFile, when set, receives the report in Output's format (written atomically),
+	// and Out gets the table.
 	OutFile string
 	// How requests reach the nodes (commands/hammer_target.go). Path is the --target
 	// path template, with {product} for the product number ("": scenario.DefaultPath).
@@ -88,6 +89,21 @@ type HammerOptions struct {
 	MaxCheckP99    time.Duration
 	MinHitRatio    float64
 	MinAchievedRPS float64
+	// Thresholds where zero is a limit worth setting; nil means not checked.
+	// MaxErrorRatio bounds (transport errors + 5xx answers that are not fail-closed
+	// refusals) / sent, MaxLateRatio late sends / sent, MaxFailOpen the requests
+	// served unchecked, per algorithm.
+	MaxErrorRatio *float64
+	MaxLateRatio  *float64
+	MaxFailOpen   *int64
+	// RequireValid makes a run whose figures are not valid (report.Hammer.Valid) a
+	// missed threshold.
+	RequireValid bool
+	// Version and CommandLine go into the report, for whoever reads it later.
+	Version     string
+	CommandLine []string
+
+	hooks *hammerHooks
 }
 
 // workers is the requests in flight at once: those given, or scenario.DefaultWorkers.
@@ -120,6 +136,12 @@ func (o HammerOptions) Validate() error {
 		return Usagef("--check-timeout %s: it must not be negative", o.CheckTimeout)
 	case o.MaxBurstRatio < 0 || o.MaxCheckP99 < 0 || o.MinHitRatio < 0 || o.MinHitRatio > 1 || o.MinAchievedRPS < 0:
 		return Usagef("thresholds must not be negative, and --min-hit-ratio is between 0 and 1")
+	case o.MaxErrorRatio != nil && !(*o.MaxErrorRatio >= 0 && *o.MaxErrorRatio <= 1):
+		return Usagef("--max-error-ratio %v: choose between 0 and 1", *o.MaxErrorRatio)
+	case o.MaxLateRatio != nil && !(*o.MaxLateRatio >= 0 && *o.MaxLateRatio <= 1):
+		return Usagef("--max-late-ratio %v: choose between 0 and 1", *o.MaxLateRatio)
+	case o.MaxFailOpen != nil && *o.MaxFailOpen < 0:
+		return Usagef("--max-fail-open %d: it must not be negative (0: no request may be served unchecked)", *o.MaxFailOpen)
 	}
 	if err := scenario.CheckPattern(o.Pattern); err != nil {
 		return Usagef("--pattern: %v", err)

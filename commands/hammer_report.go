@@ -1,7 +1,10 @@
 package commands
 
 import (
+	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -30,7 +33,13 @@ type hammerRun struct {
 	cache report.Cache
 	// policies are each target's RateLimit-Policy header, with --target.
 	policies []string
+	// answers are the status codes and transport errors the requests came back with.
+	answers scenario.Answers
 }
+
+// maxValidLateRatio is the share of late sends over which a run is not valid: its
+// traffic was not the schedule's.
+const maxValidLateRatio = 0.01
 
 // buildReport fills h, which names the run, with what the runs measured, and checks
 // the thresholds of opts against it. It reads nothing but its arguments.
@@ -65,10 +74,53 @@ func buildReport(h *report.Hammer, runs []hammerRun, sched *scenario.Schedule, i
 	if elapsed > 0 {
 		h.AchievedRPS = float64(h.Sent) / elapsed.Seconds()
 	}
-	if h.Sent > 0 {
-		h.LateSendRatio = float64(h.LateSends) / float64(h.Sent)
+	for _, r := range runs {
+		h.Errors += r.answers.TransportErrors() + r.answers.ServerErrors()
 	}
+	h.LateSendRatio, h.ErrorRatio = ratio(h.LateSends, h.Sent), ratio(h.Errors, h.Sent)
 	h.Thresholds = thresholds(h, opts)
+	h.InvalidReasons = invalidReasons(h, runs)
+	h.Valid = len(h.InvalidReasons) == 0
+}
+
+// invalidReasons says why the runs' figures cannot be trusted: what was sent was not
+// the schedule (late sends, a pool that ran out), a run too short to hold the window
+// analysis, or limiter checks that failed and left the decisions to the fail mode.
+func invalidReasons(h *report.Hammer, runs []hammerRun) []string {
+	if len(runs) == 0 {
+		return []string{"no algorithm's run finished"}
+	}
+	var out []string
+	if h.LateSendRatio > maxValidLateRatio {
+		out = append(out, fmt.Sprintf("%.1f%% of sends were late (more than %.0f%%): the schedule was not kept; lower --rps or run on a quieter machine",
+			100*h.LateSendRatio, 100*maxValidLateRatio))
+	}
+	if h.PoolFull > 0 {
+		out = append(out, fmt.Sprintf("the connection pool ran out %d times: raise --workers", h.PoolFull))
+	}
+	var short []string
+	var failed int64
+	for _, r := range runs {
+		if r.res.Elapsed < 2*r.policy.Window {
+			short = append(short, fmt.Sprintf("%s %s", r.name, r.res.Elapsed.Round(time.Millisecond)))
+		}
+		failed += r.checks.Errors
+	}
+	if len(short) > 0 {
+		out = append(out, fmt.Sprintf("shorter than two windows (2 × %s): %s; raise --duration",
+			runs[0].policy.Window, strings.Join(short, ", ")))
+	}
+	if failed > 0 {
+		out = append(out, fmt.Sprintf("%d limiter checks failed: those requests were decided by the fail mode, not the algorithm", failed))
+	}
+	return out
+}
+
+func ratio(n, of int64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return float64(n) / float64(of)
 }
 
 // algorithmRow is one run's row: its counts, bursts, latency and timeline.
@@ -85,7 +137,10 @@ func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow
 		Name: r.name, Limit: p.Limit, WindowMs: float64(p.Window) / float64(time.Millisecond), Burst: p.EffectiveBurst(),
 		Sent: r.res.Sent, Allowed: r.res.Allowed, Denied: r.res.Denied, Errors: r.res.Errors,
 		FailOpen: r.checks.Errors, Cancelled: r.res.Cancelled,
-		AchievedRPS: r.res.AchievedRPS, LateSends: r.res.Late, SendLagUs: sendLag(r.res.SendLag),
+		AchievedRPS: r.res.AchievedRPS, LateSends: r.res.Late, LateSendRatio: ratio(r.res.Late, r.res.Sent),
+		SendLagUs: sendLag(r.res.SendLag), ElapsedMs: float64(r.res.Elapsed) / float64(time.Millisecond),
+		FailClosed: r.answers.FailClosed, StatusCodes: statusCodes(r.answers), ErrorSet: errorSet(r.answers),
+		ErrorRatio:   ratio(r.answers.TransportErrors()+r.answers.ServerErrors(), r.res.Sent),
 		PeakInWindow: burst.PeakInWindow, PeakInTenthWindow: burst.PeakInTenthWindow,
 		ExpectedMaxInWindow: r.bound, BurstRatio: burst.BurstRatio,
 		CheckLatencyUs: cl, CheckLatencyUnknown: cl.Count == 0,
@@ -103,26 +158,73 @@ func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow
 	return a
 }
 
-// thresholds checks the report against the --max-*/--min-* options that are set.
+func statusCodes(a scenario.Answers) map[string]int64 {
+	if len(a.Codes) == 0 {
+		return nil
+	}
+	out := make(map[string]int64, len(a.Codes))
+	for code, n := range a.Codes {
+		out[strconv.Itoa(code)] = n
+	}
+	return out
+}
+
+func errorSet(a scenario.Answers) []report.ErrorKind {
+	var out []report.ErrorKind
+	for _, k := range a.ErrorKinds() {
+		e := a.Errors[k]
+		out = append(out, report.ErrorKind{Kind: k, Count: e.Count, Example: e.Example})
+	}
+	return out
+}
+
+// thresholds checks the report against the --max-*/--min-* options that are set. A
+// threshold whose figure has nothing to stand on (no checks timed, no answers, no
+// cache reads) is missed and says what was missing: a gate that measured nothing
+// must not pass.
 func thresholds(h *report.Hammer, opts HammerOptions) []report.Threshold {
 	var out []report.Threshold
-	check := func(name, subject string, limit, value float64, ok bool) {
-		out = append(out, report.Threshold{Name: name, Subject: subject, Limit: limit, Value: value, OK: ok})
+	check := func(name, subject string, limit, value float64, ok bool, noData string) {
+		if noData != "" {
+			ok, value = false, 0
+		}
+		out = append(out, report.Threshold{Name: name, Subject: subject, Limit: limit, Value: value, OK: ok, NoData: noData})
+	}
+	when := func(missing bool, why string) string {
+		if missing {
+			return why
+		}
+		return ""
 	}
 	for _, a := range h.Algorithms {
+		nothingSent := when(a.Sent == 0, "nothing was sent")
 		if opts.MaxBurstRatio > 0 {
-			check("max-burst-ratio", a.Name, opts.MaxBurstRatio, a.BurstRatio, a.BurstRatio <= opts.MaxBurstRatio)
+			check("max-burst-ratio", a.Name, opts.MaxBurstRatio, a.BurstRatio, a.BurstRatio <= opts.MaxBurstRatio,
+				when(a.PeakInWindow == 0, "no request was admitted by the limiter"))
 		}
-		if opts.MaxCheckP99 > 0 && a.CheckLatencyUs.Count > 0 {
+		if opts.MaxCheckP99 > 0 {
 			limit := float64(opts.MaxCheckP99.Microseconds())
-			check("max-check-p99", a.Name, limit, float64(a.CheckLatencyUs.P99), float64(a.CheckLatencyUs.P99) <= limit)
+			check("max-check-p99", a.Name, limit, float64(a.CheckLatencyUs.P99), float64(a.CheckLatencyUs.P99) <= limit,
+				when(a.CheckLatencyUs.Count == 0, "no limiter check was timed"))
 		}
 		if opts.MinAchievedRPS > 0 {
-			check("min-achieved-rps", a.Name, opts.MinAchievedRPS, round1(a.AchievedRPS), a.AchievedRPS >= opts.MinAchievedRPS)
+			check("min-achieved-rps", a.Name, opts.MinAchievedRPS, round1(a.AchievedRPS), a.AchievedRPS >= opts.MinAchievedRPS, nothingSent)
+		}
+		if opts.MaxErrorRatio != nil {
+			check("max-error-ratio", a.Name, *opts.MaxErrorRatio, round1000(a.ErrorRatio), a.ErrorRatio <= *opts.MaxErrorRatio, nothingSent)
+		}
+		if opts.MaxLateRatio != nil {
+			check("max-late-ratio", a.Name, *opts.MaxLateRatio, round1000(a.LateSendRatio), a.LateSendRatio <= *opts.MaxLateRatio, nothingSent)
+		}
+		if opts.MaxFailOpen != nil {
+			checks := a.Checks.Allowed + a.Checks.Denied + a.Checks.Errors
+			check("max-fail-open", a.Name, float64(*opts.MaxFailOpen), float64(a.FailOpen), a.FailOpen <= *opts.MaxFailOpen,
+				when(checks == 0, "no limiter check was seen"))
 		}
 	}
 	if opts.MinHitRatio > 0 {
-		check("min-hit-ratio", "cache", opts.MinHitRatio, round1000(h.Cache.HitRatio), h.Cache.HitRatio >= opts.MinHitRatio)
+		check("min-hit-ratio", "cache", opts.MinHitRatio, round1000(h.Cache.HitRatio), h.Cache.HitRatio >= opts.MinHitRatio,
+			when(h.Cache.Hits+h.Cache.Misses == 0, "no cache reads"))
 	}
 	return out
 }
@@ -175,3 +277,11 @@ func sendLag(h *hdrhistogram.Histogram) report.SendLag {
 
 func round1(f float64) float64    { return math.Round(f*10) / 10 }
 func round1000(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// plural is "1 algorithm", "6 algorithms".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,87 @@ func TestBuildReport(t *testing.T) {
 			},
 		},
 		{
+			name: "error, late and fail-open thresholds",
+			runs: []hammerRun{func() hammerRun {
+				r := fixed
+				r.answers = scenario.Answers{
+					Codes:      map[int]int64{200: 13, 429: 80, 500: 3, 503: 2},
+					FailClosed: 2,
+					Errors:     map[string]scenario.ErrorCount{"timeout": {Count: 2, Example: "read: i/o timeout"}},
+				}
+				r.checks.Errors = 4
+				return r
+			}()},
+			opts: HammerOptions{MaxErrorRatio: ptr(0.01), MaxLateRatio: ptr(0.02), MaxFailOpen: ptr[int64](0)},
+			check: func(t *testing.T, h *report.Hammer) {
+				a := h.Algorithms[0]
+				// 2 transport errors and 3 500s; the two 503s were fail-closed refusals.
+				if a.ErrorRatio != 0.05 || a.FailClosed != 2 || a.StatusCodes["500"] != 3 || len(a.ErrorSet) != 1 || a.ErrorSet[0].Example == "" {
+					t.Errorf("error ratio %v, fail-closed %d, codes %v, errors %+v", a.ErrorRatio, a.FailClosed, a.StatusCodes, a.ErrorSet)
+				}
+				got := map[string]bool{}
+				for _, th := range h.Thresholds {
+					got[th.Name] = th.OK
+				}
+				if len(got) != 3 || got["max-error-ratio"] || !got["max-late-ratio"] || got["max-fail-open"] {
+					t.Errorf("thresholds %v; want error ratio and fail-open missed, late ratio (1%%) met", got)
+				}
+				if h.Valid || !strings.Contains(strings.Join(h.InvalidReasons, ";"), "4 limiter checks failed") {
+					t.Errorf("failed checks make a run invalid: valid %v, %q", h.Valid, h.InvalidReasons)
+				}
+			},
+		},
+		{
+			name: "thresholds without data are missed",
+			runs: []hammerRun{func() hammerRun {
+				r := slog
+				r.admitted, r.checkLatency, r.checks, r.cache = nil, nil, scenario.Checks{}, report.Cache{}
+				return r
+			}()},
+			opts: HammerOptions{MaxBurstRatio: 2, MaxCheckP99: time.Second, MinHitRatio: 0.1, MaxFailOpen: ptr[int64](10)},
+			check: func(t *testing.T, h *report.Hammer) {
+				if len(h.Thresholds) != 4 {
+					t.Fatalf("thresholds %+v; want four", h.Thresholds)
+				}
+				for _, th := range h.Thresholds {
+					if th.OK || th.NoData == "" {
+						t.Errorf("%s on %s with nothing measured: ok %v, no data %q", th.Name, th.Subject, th.OK, th.NoData)
+					}
+				}
+				if msg := report.DescribeMissed(h.Missed()); !strings.Contains(msg, "--max-check-p99: sliding-log has no data (no limiter check was timed)") {
+					t.Errorf("the message does not say what was missing: %s", msg)
+				}
+			},
+		},
+		{
+			name: "valid and invalid runs",
+			runs: []hammerRun{slog},
+			check: func(t *testing.T, h *report.Hammer) {
+				if !h.Valid || len(h.InvalidReasons) != 0 {
+					t.Errorf("a clean run: valid %v, %q", h.Valid, h.InvalidReasons)
+				}
+			},
+		},
+		{
+			name: "late, starved and short runs are not valid",
+			runs: []hammerRun{func() hammerRun {
+				r := fixed
+				r.res.Late, r.res.PoolFull, r.res.Elapsed = 5, 7, 1500*time.Millisecond
+				return r
+			}()},
+			check: func(t *testing.T, h *report.Hammer) {
+				reasons := strings.Join(h.InvalidReasons, "\n")
+				for _, want := range []string{"5.0% of sends were late", "ran out 7 times: raise --workers", "shorter than two windows (2 × 1s): fixed-window 1.5s"} {
+					if !strings.Contains(reasons, want) {
+						t.Errorf("reasons %q do not say %q", reasons, want)
+					}
+				}
+				if h.Valid || len(h.InvalidReasons) != 3 {
+					t.Errorf("valid %v with %d reasons; want invalid with 3", h.Valid, len(h.InvalidReasons))
+				}
+			},
+		},
+		{
 			name: "an interrupted run",
 			runs: []hammerRun{func() hammerRun { r := slog; r.res.Interrupted = true; return r }()},
 			check: func(t *testing.T, h *report.Hammer) {
@@ -130,7 +212,7 @@ func TestBuildReport(t *testing.T) {
 		{
 			name: "no runs",
 			check: func(t *testing.T, h *report.Hammer) {
-				if h.Sent != 0 || h.AchievedRPS != 0 || h.PacerRealtime || len(h.Algorithms) != 0 {
+				if h.Sent != 0 || h.AchievedRPS != 0 || h.PacerRealtime || len(h.Algorithms) != 0 || h.Valid {
 					t.Errorf("an empty report claims %+v", h)
 				}
 			},

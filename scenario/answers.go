@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/ratelab/ratelab/internal/wire"
 )
 
 // Answers is what a target's requests came back with: how many answers of each HTTP
@@ -96,7 +98,7 @@ func (a *Answers) answered(resp *http.Response, st Status) {
 	}
 	a.Codes[resp.StatusCode]++
 	if st == Failed && resp.StatusCode >= 500 {
-		if _, outcome, ok := ParseServerTiming(resp.Header.Values("Server-Timing")); ok && outcome == "error" {
+		if _, outcome, ok := wire.ParseServerTiming(resp.Header.Values(wire.HeaderServerTiming)); ok && outcome == wire.CheckError {
 			a.FailClosed++
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ratelab/ratelab/internal/wire"
 )
 
 func TestHTTPTargetCountsStatusCodesAndErrors(t *testing.T) {
@@ -21,7 +23,7 @@ func TestHTTPTargetCountsStatusCodesAndErrors(t *testing.T) {
 		case "/products/3":
 			w.WriteHeader(http.StatusInternalServerError)
 		case "/products/4": // a fail-closed refusal: the check failed and the node refused
-			w.Header().Set("Server-Timing", `ratelimit;dur=30;desc="error"`)
+			w.Header().Set(wire.HeaderServerTiming, wire.FormatServerTiming(30*time.Millisecond, wire.CheckError))
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	}))

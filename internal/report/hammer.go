@@ -7,18 +7,41 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/ratelab/ratelab/scenario"
 )
 
 // HammerSchemaVersion is the version of the hammer JSON schema (docs/report-schema.md).
-// Fields are only ever added; a rename or a change of meaning would be a new version.
-const HammerSchemaVersion = 1
+// Fields are only ever added within a version; a rename or a change of meaning makes a
+// new one. Version 2 added the run's provenance (version, command line, start time,
+// CPUs), validity, the interrupt's timing, a failed algorithm, status codes and the
+// error set, error ratios, and thresholds without data.
+const HammerSchemaVersion = 2
 
 // Hammer is the report of one `ratelab hammer` run. Its JSON is the stable schema
 // documented in docs/report-schema.md.
 type Hammer struct {
 	SchemaVersion int `json:"schema_version"`
+	// Version is ratelab's version: a release tag, or the VCS revision it was built
+	// from ("+dirty" when the tree had changes).
+	Version string `json:"version"`
+	// CommandLine is the command as given, with passwords and secret headers redacted.
+	CommandLine []string `json:"command_line"`
+	// StartedAt is when the run began.
+	StartedAt time.Time `json:"started_at"`
+	// GOMAXPROCS is the Go scheduler's processors, and NumCPU the CPUs the process
+	// may use (nproc): load on a shared machine shows as late sends.
+	GOMAXPROCS int `json:"gomaxprocs"`
+	NumCPU     int `json:"nproc"`
+	// Valid reports that the figures can be trusted; InvalidReasons say why not
+	// (late sends over 1%, connections ran out, a run shorter than two windows,
+	// limiter checks that failed).
+	Valid          bool     `json:"valid"`
+	InvalidReasons []string `json:"invalid_reasons,omitempty"`
+	// Failed is the algorithm whose run could not be made, and why; the algorithms
+	// before it are reported.
+	Failed *Failure `json:"failed,omitempty"`
 	// Backend is "embedded" or the Redis URL without its password, or "targets" when
 	// running ratelab serve processes were hammered.
 	Backend string `json:"backend"`
@@ -73,9 +96,20 @@ type Hammer struct {
 	// Workers bounds the requests in flight: the connections hammer keeps open.
 	Workers int `json:"workers"`
 	// Interrupted reports a run stopped early (Ctrl-C); the figures cover what was sent.
-	Interrupted bool        `json:"interrupted"`
-	Cache       Cache       `json:"cache"`
-	Algorithms  []Algorithm `json:"algorithms"`
+	Interrupted bool `json:"interrupted"`
+	// InterruptSignal and InterruptedAt are the signal that stopped the run and when it
+	// came; LastSendAt is the last request's send, and StopLatencyUs the time from the
+	// signal to that send (0 when nothing was sent after the signal).
+	InterruptSignal string     `json:"interrupt_signal,omitempty"`
+	InterruptedAt   *time.Time `json:"interrupted_at,omitempty"`
+	LastSendAt      *time.Time `json:"last_send_at,omitempty"`
+	StopLatencyUs   *int64     `json:"stop_latency_us,omitempty"`
+	// Errors are requests without a usable answer over every run: transport errors and
+	// 5xx answers that were not fail-closed refusals; ErrorRatio is Errors / Sent.
+	Errors     int64       `json:"errors"`
+	ErrorRatio float64     `json:"error_ratio"`
+	Cache      Cache       `json:"cache"`
+	Algorithms []Algorithm `json:"algorithms"`
 	// Thresholds are the --max-*/--min-* checks and their outcome.
 	Thresholds []Threshold `json:"thresholds,omitempty"`
 }
@@ -107,12 +141,26 @@ type Algorithm struct {
 	// FailOpen counts checks that failed (Redis unreachable) while the node served the
 	// request anyway; they are among Allowed.
 	FailOpen int64 `json:"fail_open"`
+	// FailClosed counts 5xx answers that were fail-closed refusals (the check failed
+	// and the node refused); they are among Errors.
+	FailClosed int64 `json:"fail_closed"`
+	// ErrorRatio is the requests without a usable answer (transport errors and 5xx
+	// answers that were not fail-closed refusals) over Sent.
+	ErrorRatio float64 `json:"error_ratio"`
+	// StatusCodes counts the answers by HTTP status ("200", "429", …).
+	StatusCodes map[string]int64 `json:"status_codes,omitempty"`
+	// ErrorSet is the requests that got no answer, by kind, the most frequent first.
+	ErrorSet []ErrorKind `json:"error_set,omitempty"`
 	// Cancelled are requests cut short when the run stopped.
-	Cancelled         int64   `json:"cancelled"`
-	AllowedPerSecond  float64 `json:"allowed_per_second"`
-	AchievedRPS       float64 `json:"achieved_rps"`
-	LateSends         int64   `json:"late_sends"`
-	SendLagUs         SendLag `json:"send_lag_us"`
+	Cancelled        int64   `json:"cancelled"`
+	AllowedPerSecond float64 `json:"allowed_per_second"`
+	AchievedRPS      float64 `json:"achieved_rps"`
+	LateSends        int64   `json:"late_sends"`
+	LateSendRatio    float64 `json:"late_send_ratio"`
+	SendLagUs        SendLag `json:"send_lag_us"`
+	// ElapsedMs is the run's sending phase, from its start to its last send (or the
+	// end of its schedule).
+	ElapsedMs         float64 `json:"elapsed_ms"`
 	PeakInWindow      int64   `json:"peak_in_window"`
 	PeakInTenthWindow int64   `json:"peak_in_tenth_window"`
 	// ExpectedMaxInWindow is the algorithm's worst case for one identity in any window
@@ -160,15 +208,32 @@ type Timeline struct {
 	Counts []int64 `json:"counts"`
 }
 
+// ErrorKind is one kind of transport error and how often it happened.
+type ErrorKind struct {
+	Kind  string `json:"kind"`
+	Count int64  `json:"count"`
+	// Example is the message of the first such error.
+	Example string `json:"example"`
+}
+
+// Failure is an algorithm whose run failed, and the error.
+type Failure struct {
+	Algorithm string `json:"algorithm"`
+	Error     string `json:"error"`
+}
+
 // Threshold is one --max-*/--min-* check.
 type Threshold struct {
 	// Name is the flag, e.g. "max-burst-ratio".
 	Name string `json:"name"`
-	// Subject is what was measured: an algorithm's name, or "run".
+	// Subject is what was measured: an algorithm's name, "cache", or "run".
 	Subject string  `json:"subject"`
 	Limit   float64 `json:"limit"`
 	Value   float64 `json:"value"`
 	OK      bool    `json:"ok"`
+	// NoData says what was missing when there was nothing to measure (no checks, no
+	// answers): such a threshold is missed, never passed silently.
+	NoData string `json:"no_data,omitempty"`
 }
 
 // Missed lists the thresholds that were not met.
@@ -199,6 +264,9 @@ func describeThreshold(t Threshold) string {
 	val, lim := trimFloat(t.Value), trimFloat(t.Limit)
 	if t.Name == "max-check-p99" {
 		val, lim = micros(int64(t.Value)), micros(int64(t.Limit))
+	}
+	if t.NoData != "" {
+		return fmt.Sprintf("--%s: %s has no data (%s), want %s %s", t.Name, t.Subject, t.NoData, op, lim)
 	}
 	return fmt.Sprintf("--%s: %s %s, want %s %s", t.Name, t.Subject, val, op, lim)
 }
