@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,7 +164,8 @@ func TestServeGracefulShutdown(t *testing.T) {
 		res.Body.Close()
 		got <- res.StatusCode
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// Stop once the request is in the backend, however slowly this machine got it there.
+	waitForBackendCall(t, url)
 	if err := stop(); err != nil {
 		t.Errorf("Serve: %v", err)
 	}
@@ -176,6 +178,25 @@ func TestServeGracefulShutdown(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
 		t.Errorf("JSON logs lack the stop:\n%s", logs)
 	}
+}
+
+// waitForBackendCall polls serve's /metrics (not rate-limited) until the backend has
+// been called.
+func waitForBackendCall(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(url + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if regexp.MustCompile(`(?m)^ratelab_backend_calls_total [1-9]`).Match(body) {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("the backend was not called within a minute")
 }
 
 // TestServeValidate: bad options are usage errors (exit 2) naming the flag.

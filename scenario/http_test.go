@@ -218,8 +218,9 @@ func TestHTTPTargetStartWritesAtOnceAndWaitsForAFreeConnection(t *testing.T) {
 
 func TestHTTPTargetFailsFastOnADeadNodeAndAborts(t *testing.T) {
 	t.Parallel()
-	hang := make(chan struct{})
+	hang, entered := make(chan struct{}), make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
 		select {
 		case <-hang:
 		case <-r.Context().Done():
@@ -244,7 +245,7 @@ func TestHTTPTargetFailsFastOnADeadNodeAndAborts(t *testing.T) {
 	if _, err := tg.Start(ctx, Arrival{Product: 1}, func(s Status) { answer <- s }); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	<-entered // the request is at the server: its answer is being waited for
 	tg.Abort()
 	select {
 	case s := <-answer:
@@ -265,10 +266,19 @@ func TestHTTPTargetResendsOnAConnectionTheServerClosedWhileIdle(t *testing.T) {
 	var seen atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { seen.Add(1) }))
 	srv.Config.ReadHeaderTimeout = 100 * time.Millisecond // closes a connection idle that long
+	closed := make(chan struct{}, 1)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			select {
+			case closed <- struct{}{}:
+			default:
+			}
+		}
+	}
 	srv.Start()
 	defer srv.Close()
 	tg := newTarget(t, srv.URL, 1, 5*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	<-closed // the server has closed the idle connection
 	if s := send(context.Background(), tg, Arrival{Product: 1}); s != Allowed || seen.Load() != 1 {
 		t.Fatalf("the first request after the server closed the idle connection: %v, seen %d times; want allowed, once", s, seen.Load())
 	}

@@ -263,8 +263,27 @@ func TestEveryKeyHasATTL(t *testing.T) {
 			if err := cs[0].Invalidate(ctx, "3"); err != nil {
 				t.Fatal(err)
 			}
-			go func() { _, _ = cs[0].Get(ctx, "4", src.load) }()
-			time.Sleep(100 * time.Millisecond) // the fill of "4" holds its lock now
+			// The fill of "4" holds its lock until the test ends; the test looks once
+			// the lock is there, however late this machine runs the fill.
+			release := make(chan struct{})
+			t.Cleanup(func() { close(release) })
+			held := func(ctx context.Context, _ string) ([]byte, error) {
+				select {
+				case <-release:
+					return []byte("four"), nil
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			go func() { _, _ = cs[0].Get(ctx, "4", held) }()
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+				if n, err := b.Client.Exists(ctx, "ttl:lock:product:{4}").Result(); err == nil && n == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the fill of 4 took no lock within a minute")
+				}
+			}
 			keys, err := b.Client.Keys(ctx, "ttl:*").Result()
 			if err != nil {
 				t.Fatal(err)
