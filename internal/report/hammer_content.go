@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,8 @@ type grid struct {
 	headers      []string
 	rows         [][]string
 	firstNumeric int
+	// lastNumeric, when above 0, is the last right-aligned column.
+	lastNumeric int
 }
 
 // hammerSection is one titled part of the report after the run's settings: a grid,
@@ -69,6 +72,13 @@ func hammerSections(h *Hammer) []hammerSection {
 	}
 	sections = append(sections, hammerSection{title: latencyHeading(h), grid: latency})
 
+	if codes := statusCodeGrid(h); codes != nil {
+		sections = append(sections, hammerSection{title: "Status codes (answers by HTTP status; no answer: transport errors)", grid: codes})
+	}
+	if errs := errorSetGrid(h); errs != nil {
+		sections = append(sections, hammerSection{title: "Errors (requests without an answer, by kind, with the first message)", grid: errs})
+	}
+
 	if len(h.Targets) == 0 || h.Cache.Hits+h.Cache.Misses > 0 {
 		title := "Cache (every run)"
 		if len(h.Targets) > 0 {
@@ -88,6 +98,76 @@ func hammerSections(h *Hammer) []hammerSection {
 		sections = append(sections, hammerSection{title: "Thresholds", thresholds: h.Thresholds})
 	}
 	return sections
+}
+
+// statusCodeGrid counts each algorithm's answers by status code, one column per code
+// any algorithm got, and the requests without an answer; nil when nothing was counted.
+func statusCodeGrid(h *Hammer) *grid {
+	seen := map[string]bool{}
+	counted := false
+	for _, a := range h.Algorithms {
+		for code := range a.StatusCodes {
+			seen[code] = true
+		}
+		counted = counted || len(a.StatusCodes) > 0 || len(a.ErrorSet) > 0
+	}
+	if !counted {
+		return nil
+	}
+	codes := make([]string, 0, len(seen))
+	for code := range seen {
+		codes = append(codes, code)
+	}
+	sort.Strings(codes)
+	g := &grid{headers: append(append([]string{"algorithm"}, codes...), "no answer", "error ratio"), firstNumeric: 1}
+	for _, a := range h.Algorithms {
+		row := []string{a.Name}
+		for _, code := range codes {
+			row = append(row, count(a.StatusCodes[code]))
+		}
+		var none int64
+		for _, e := range a.ErrorSet {
+			none += e.Count
+		}
+		row = append(row, count(none), strconv.FormatFloat(a.ErrorRatio, 'f', 3, 64))
+		g.rows = append(g.rows, row)
+	}
+	return g
+}
+
+// errorSetGrid lists each algorithm's transport errors by kind; nil when there were none.
+func errorSetGrid(h *Hammer) *grid {
+	g := &grid{headers: []string{"algorithm", "kind", "count", "first message"}, firstNumeric: 2}
+	for _, a := range h.Algorithms {
+		for _, e := range a.ErrorSet {
+			g.rows = append(g.rows, []string{a.Name, e.Kind, count(e.Count), e.Example})
+		}
+	}
+	if len(g.rows) == 0 {
+		return nil
+	}
+	// The message is text, not a number: only the count is right-aligned.
+	g.lastNumeric = 2
+	return g
+}
+
+// hammerAlarms are what a reader must see first: a run whose figures are not valid,
+// an algorithm whose run failed. Each renderer shows them loudly, before the rest.
+func hammerAlarms(h *Hammer) []string {
+	var out []string
+	if h.Failed != nil {
+		out = append(out, fmt.Sprintf("FAILED: the %s run: %s; the algorithms before it are reported", h.Failed.Algorithm, h.Failed.Error))
+	}
+	if !h.Valid {
+		reasons := h.InvalidReasons
+		if len(reasons) == 0 {
+			reasons = []string{"no reason recorded"}
+		}
+		for _, r := range reasons {
+			out = append(out, "NOT VALID: "+r)
+		}
+	}
+	return out
 }
 
 // thresholdMark is a threshold's verdict, padded to one width.
@@ -141,11 +221,27 @@ func hammerRunRows(h *Hammer) [][2]string {
 		{"late sends", late},
 		{"pacer", pacer},
 		{"duration", fmt.Sprintf("%s per algorithm, %s", millis(h.DurationMs), plural(len(h.Algorithms), "algorithm"))},
+		{"errors", fmt.Sprintf("%s of %s (%.2f%%) without a usable answer (transport errors, and 5xx that were not fail-closed refusals)",
+			count(h.Errors), count(h.Sent), 100*h.ErrorRatio)},
+		{"ratelab", fmt.Sprintf("%s, started %s, GOMAXPROCS %d, %s", cmpOr(h.Version, "(unknown version)"),
+			h.StartedAt.UTC().Format(time.RFC3339), h.GOMAXPROCS, plural(h.NumCPU, "CPU"))},
 	}
 	if h.Interrupted {
-		rows = append(rows, [2]string{"interrupted", "yes: stopped early; the figures cover what was sent"})
+		what := "yes: stopped early; the figures cover what was sent"
+		if h.InterruptSignal != "" && h.StopLatencyUs != nil {
+			what = fmt.Sprintf("yes, by %s: the last request went out %s after it; the figures cover what was sent",
+				h.InterruptSignal, micros(*h.StopLatencyUs))
+		}
+		rows = append(rows, [2]string{"interrupted", what})
 	}
 	return rows
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func latencyHeading(h *Hammer) string {
@@ -219,7 +315,7 @@ func renderGrid(ew *errWriter, r tw.Renderer, g *grid) {
 	align := make([]tw.Align, len(g.headers))
 	for i := range align {
 		align[i] = tw.AlignLeft
-		if i >= g.firstNumeric {
+		if i >= g.firstNumeric && (g.lastNumeric == 0 || i <= g.lastNumeric) {
 			align[i] = tw.AlignRight
 		}
 	}

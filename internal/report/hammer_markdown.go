@@ -12,6 +12,12 @@ import (
 func HammerMarkdown(w io.Writer, h *Hammer) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintf(ew, "# ratelab hammer\n\n")
+	if alarms := hammerAlarms(h); len(alarms) > 0 {
+		for _, a := range alarms {
+			fmt.Fprintf(ew, "> - **%s**\n", a)
+		}
+		fmt.Fprintln(ew)
+	}
 	for _, r := range hammerRunRows(h) {
 		fmt.Fprintf(ew, "- **%s**: %s\n", r[0], r[1])
 	}

@@ -13,6 +13,9 @@ import (
 func HammerTable(w io.Writer, h *Hammer) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintln(ew, "ratelab hammer")
+	for _, a := range hammerAlarms(h) {
+		fmt.Fprintf(ew, "  !! %s\n", a)
+	}
 	for _, r := range hammerRunRows(h) {
 		fmt.Fprintf(ew, "  %-12s %s\n", r[0], r[1])
 	}

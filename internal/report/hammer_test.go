@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ratelab/ratelab/scenario"
 )
@@ -59,10 +60,16 @@ func sampleHammer() *Hammer {
 			E2ELatencyUs:   E2ELatency{P50: 420, P90: 700, P99: 1900, P999: 4000, Max: 12000},
 			Timeline:       tl(before, after),
 			Checks:         scenario.Checks{Allowed: 1400, Denied: 1590},
+			StatusCodes:    map[string]int64{"200": 1400, "429": 1590, "500": 4},
+			ErrorSet:       []ErrorKind{{Kind: "timeout", Count: 6, Example: "read tcp 127.0.0.1:40000->127.0.0.1:8080: i/o timeout"}},
+			ErrorRatio:     0.003, LateSendRatio: 0.0005, ElapsedMs: 3000,
 		}
 	}
 	return &Hammer{
-		SchemaVersion: HammerSchemaVersion, Backend: "redis://127.0.0.1:6379", Nodes: 3, Store: "redis",
+		SchemaVersion: HammerSchemaVersion, Version: "7253cda69024", CommandLine: []string{"ratelab", "hammer", "--nodes=3"},
+		StartedAt: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), GOMAXPROCS: 2, NumCPU: 2, Valid: true,
+		Errors: 20, ErrorRatio: 0.0033,
+		Backend: "redis://127.0.0.1:6379", Nodes: 3, Store: "redis",
 		Pattern: "mixed", IPs: 50, Products: 40, TargetRPS: 1000, AchievedRPS: 999.8, Sent: 6000,
 		LateSends: 3, LateSendRatio: 0.0005, LateAfterUs: 1000, Seed: 1, DurationMs: 3000, Workers: 512,
 		SendLagUs: SendLag{P50: 80, P99: 260, Max: 2700}, PacerRealtime: true,
@@ -165,6 +172,40 @@ func TestHammerTableForTargets(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "is not --limit") {
 		t.Errorf("a warning for a target that enforces --limit:\n%s", b.String())
+	}
+}
+
+func TestHammerAlarmsComeFirst(t *testing.T) {
+	t.Parallel()
+	h := sampleHammer()
+	h.Valid, h.InvalidReasons = false, []string{"41.0% of sends were late (more than 1%)", "the connection pool ran out 722 times: raise --workers"}
+	h.Failed = &Failure{Algorithm: "gcra", Error: "cannot reach Redis"}
+	stop := int64(180)
+	at := time.Date(2026, 12, 1, 8, 0, 1, 0, time.UTC)
+	h.Interrupted, h.InterruptSignal, h.InterruptedAt, h.StopLatencyUs = true, "SIGINT", &at, &stop
+	for _, format := range []string{FormatTable, FormatMarkdown} {
+		var b bytes.Buffer
+		if err := WriteHammer(&b, format, h); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		head, _, _ := strings.Cut(out, "backend")
+		for _, want := range []string{"FAILED: the gcra run: cannot reach Redis", "NOT VALID: 41.0% of sends were late", "NOT VALID: the connection pool ran out 722 times"} {
+			if !strings.Contains(head, want) {
+				t.Errorf("%s: the top of the report lacks %q:\n%s", format, want, out)
+			}
+		}
+		if !strings.Contains(out, "yes, by SIGINT: the last request went out 180µs after it") {
+			t.Errorf("%s: the interrupt is not described:\n%s", format, out)
+		}
+	}
+	h = sampleHammer()
+	var b bytes.Buffer
+	if err := HammerTable(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "NOT VALID") || strings.Contains(b.String(), "FAILED") {
+		t.Errorf("a valid run raises an alarm:\n%s", b.String())
 	}
 }
 
