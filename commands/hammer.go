@@ -439,8 +439,8 @@ func describeWait(bar *progressbar.ProgressBar, name string, start time.Time, se
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if left := time.Until(start); left > 0 {
-			bar.Describe(fmt.Sprintf("%s: waiting %s for a window edge", name, left.Round(100*time.Millisecond)))
+		if left := time.Until(start).Round(100 * time.Millisecond); left > 0 {
+			bar.Describe(fmt.Sprintf("%s: waiting %s for a window edge", name, left))
 		}
 		select {
 		case <-sending:
