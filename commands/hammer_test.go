@@ -68,7 +68,7 @@ func TestHammerBoundaryBurst(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			opts := boundaryOptions(b.URL(), 10, algorithms.FixedWindow, algorithms.SlidingLog)
 			opts.MaxBurstRatio = 1.5
-			h, err := hammerJSON(t, context.Background(), opts)
+			h, err := boundaryRun(t, opts)
 			if ExitCode(err) != ExitThreshold {
 				t.Fatalf("a fixed window over --max-burst-ratio 1.5: exit %d (%v), want %d", ExitCode(err), err, ExitThreshold)
 			}
@@ -103,6 +103,31 @@ func TestHammerBoundaryBurst(t *testing.T) {
 				t.Errorf("missed thresholds for %v; want only fixed-window", missed)
 			}
 		})
+	}
+}
+
+// boundaryRun runs a boundary burst until the fixed window's burst shows or the run
+// kept its schedule. The burst is 2L only when the requests meant for just before the
+// edge are decided before it; a loaded machine sends some late, past the edge, and the
+// report says so (late sends, pool_full). A run without the burst is judged only when
+// it had no late send: a miss then is the limiter's, not the machine's.
+func boundaryRun(t *testing.T, opts HammerOptions) (*report.Hammer, error) {
+	t.Helper()
+	const tries = 5
+	for i := 1; ; i++ {
+		h, err := hammerJSON(t, context.Background(), opts)
+		if h == nil {
+			return h, err
+		}
+		fw := byName(t, h, algorithms.FixedWindow)
+		if fw.BurstRatio == 2 || (fw.LateSends == 0 && h.PoolFull == 0) {
+			return h, err
+		}
+		if i == tries {
+			t.Skipf("in %d runs this machine never kept the schedule (last: %d of %d fixed-window sends late, send lag max %dµs): the boundary burst cannot be measured here",
+				tries, fw.LateSends, fw.Sent, fw.SendLagUs.Max)
+		}
+		t.Logf("run %d: %d late sends took the fixed window's burst past the edge (ratio %v); again", i, fw.LateSends, fw.BurstRatio)
 	}
 }
 
