@@ -126,7 +126,7 @@ noisy (one identity sends three requests in five).`,
 	f.StringSliceVar(&opts.Targets, "target", nil, "hammer running services (ratelab serve, or any HTTP service; loopback only) instead of in-process nodes")
 	f.IntVar(&opts.Workers, "workers", scenario.DefaultWorkers, "most requests in flight at once: the connections hammer keeps open")
 	f.DurationVar(&opts.BackendDelay, "backend-delay", commands.DefaultBackendDelay, "how long the in-process nodes' backend takes per read")
-	f.DurationVar(&opts.CheckTimeout, "check-timeout", productapi.DefaultCheckTimeout, "the nodes' time budget for one limiter check; over it, the request fails open")
+	f.DurationVar(&opts.CheckTimeout, "check-timeout", productapi.DefaultCheckTimeout, "the nodes' time budget for one limiter check; over it the node answers 503, or its fail mode once an outage is declared")
 	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "report format: "+strings.Join(report.Formats(), ", "))
 	f.StringVar(&opts.OutFile, "out", "", "write the report in --output's format to this file (atomically); standard output gets the table")
 	// How requests reach the nodes: any HTTP service on loopback, with --target. The
