@@ -130,6 +130,7 @@ func TestBuildReport(t *testing.T) {
 				r.answers = scenario.Answers{
 					Codes:      map[int]int64{200: 13, 429: 80, 500: 3, 503: 2},
 					FailClosed: 2,
+					FailOpen:   2, // two of the 200s were served although their check failed
 					Errors:     map[string]scenario.ErrorCount{"timeout": {Count: 2, Example: "read: i/o timeout"}},
 				}
 				r.checks.Errors = 4
@@ -139,7 +140,7 @@ func TestBuildReport(t *testing.T) {
 			check: func(t *testing.T, h *report.Hammer) {
 				a := h.Algorithms[0]
 				// 2 transport errors and 3 500s; the two 503s were fail-closed refusals.
-				if a.ErrorRatio != 0.05 || a.FailClosed != 2 || a.StatusCodes["500"] != 3 || len(a.ErrorSet) != 1 || a.ErrorSet[0].Example == "" {
+				if a.ErrorRatio != 0.05 || a.FailClosed != 2 || a.FailOpen != 2 || a.StatusCodes["500"] != 3 || len(a.ErrorSet) != 1 || a.ErrorSet[0].Example == "" {
 					t.Errorf("error ratio %v, fail-closed %d, codes %v, errors %+v", a.ErrorRatio, a.FailClosed, a.StatusCodes, a.ErrorSet)
 				}
 				got := map[string]bool{}
