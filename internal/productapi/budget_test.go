@@ -48,18 +48,24 @@ func newBudgetNode(t *testing.T, b redistest.Backend, prefix string, mode produc
 // decisions sums ratelab_http_requests_total by decision.
 func decisions(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
+	return sumByLabel(t, reg, "ratelab_http_requests_total", "decision")
+}
+
+// sumByLabel sums the counter name of reg by the values of one of its labels.
+func sumByLabel(t *testing.T, reg *prometheus.Registry, name, label string) map[string]float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]float64{}
 	for _, mf := range mfs {
-		if mf.GetName() != "ratelab_http_requests_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "decision" {
+				if l.GetName() == label {
 					out[l.GetValue()] += m.GetCounter().GetValue()
 				}
 			}

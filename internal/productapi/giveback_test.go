@@ -16,24 +16,7 @@ import (
 // giveBacks reads ratelab_limiter_give_backs_total by its returned label.
 func giveBacks(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "ratelab_limiter_give_backs_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "returned" {
-					out[l.GetValue()] += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return out
+	return sumByLabel(t, reg, "ratelab_limiter_give_backs_total", "returned")
 }
 
 // TestLeakyBucketClientThatLeavesGivesItsSlotBack: a client that disconnects while
