@@ -56,7 +56,7 @@ func WriteFlushWarnings(w io.Writer, f Flush) error {
 	if f.Undecodable == 0 {
 		return nil
 	}
-	ew := &inspectErrWriter{w: w}
+	ew := &errWriter{w: w}
 	ew.printf("warning: left %d keys under %s: that are not of a form ratelab writes; inspect them and delete them yourself if they are yours:\n",
 		f.Undecodable, f.Prefix)
 	for _, k := range f.UndecodableKeys {

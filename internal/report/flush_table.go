@@ -9,7 +9,7 @@ import (
 // FlushTable writes what a flush did for a terminal: one line with the count per kind
 // and algorithm, and for a dry run the first FlushListLimit keys.
 func FlushTable(w io.Writer, f Flush) error {
-	ew := &inspectErrWriter{w: w}
+	ew := &errWriter{w: w}
 	where := fmt.Sprintf("under %s: on %s", f.Prefix, f.Backend)
 	if f.DryRun {
 		ew.printf("would delete %d keys %s%s\n", f.Matched, where, flushBreakdown(f))

@@ -356,6 +356,13 @@ type errWriter struct {
 	err error
 }
 
+// printf writes a formatted line unless a write has failed already.
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
+
 func (e *errWriter) Write(p []byte) (int, error) {
 	if e.err != nil {
 		return 0, e.err

@@ -353,15 +353,3 @@ func inspectBytes(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
-
-// inspectErrWriter remembers the first write error, so a sequence of lines needs one check.
-type inspectErrWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *inspectErrWriter) printf(format string, args ...any) {
-	if e.err == nil {
-		_, e.err = fmt.Fprintf(e.w, format, args...)
-	}
-}

@@ -14,7 +14,7 @@ import (
 // its state in words.
 func InspectKeyTable(w io.Writer, k InspectKey) error {
 	k.Summary = DescribeKey(k)
-	ew := &inspectErrWriter{w: w}
+	ew := &errWriter{w: w}
 	ew.printf("key      %s\n", Shown(k.Key))
 	ew.printf("type     %s\n", k.Type)
 	ew.printf("ttl      %s\n", inspectTTL(k.TTLMillis))
@@ -59,7 +59,7 @@ func InspectIdentityTable(w io.Writer, r InspectIdentity) error {
 // InspectSummaryTable writes a summary of the keys under a prefix for a terminal:
 // keys per kind and algorithm, memory, and loudly the keys without a TTL.
 func InspectSummaryTable(w io.Writer, s InspectSummary) error {
-	ew := &inspectErrWriter{w: w}
+	ew := &errWriter{w: w}
 	ew.printf("%d keys under %s: on %s\n", s.Keys, s.Prefix, s.Backend)
 	if s.Keys > 0 {
 		t := tablewriter.NewTable(w)
