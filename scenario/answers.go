@@ -4,13 +4,10 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
 	"syscall"
-
-	"github.com/ratelab/ratelab/internal/wire"
 )
 
 // Answers is what a target's requests came back with: how many answers of each HTTP
@@ -93,24 +90,21 @@ func (a *Answers) add(b *Answers) {
 	}
 }
 
-// answered counts one answer. Each connection keeps its own Answers, written only by
+// answered counts one answer: its status code, and whether a fail mode decided it
+// (checkFailed: the node's Server-Timing said its check failed). Each connection keeps its own Answers, written only by
 // whoever holds the connection, so the hot path takes no lock; HTTPTarget.Answers
 // merges them once the requests are over.
-func (a *Answers) answered(resp *http.Response, st Status) {
+func (a *Answers) answered(code int, st Status, checkFailed bool) {
 	if a.Codes == nil {
 		a.Codes = make(map[int]int64, 4)
 	}
-	a.Codes[resp.StatusCode]++
-	if st != Failed && st != Allowed {
-		return
-	}
-	if _, outcome, ok := wire.ParseServerTiming(resp.Header.Values(wire.HeaderServerTiming)); ok && outcome == wire.CheckError {
-		switch {
-		case st == Allowed:
-			a.FailOpen++
-		case resp.StatusCode >= 500:
-			a.FailClosed++
-		}
+	a.Codes[code]++
+	switch {
+	case !checkFailed:
+	case st == Allowed:
+		a.FailOpen++
+	case st == Failed && code >= 500:
+		a.FailClosed++
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -91,17 +92,20 @@ func TestAnswersErrorKindsMostFrequentFirst(t *testing.T) {
 func TestAnswersFailModes(t *testing.T) {
 	t.Parallel()
 	var a Answers
-	answer := func(code int, desc string, st Status) {
+	tg := &HTTPTarget{policies: make([]atomic.Pointer[string], 1), deny: []int{http.StatusTooManyRequests}}
+	answer := func(code int, desc string) {
 		h := http.Header{}
 		h.Set(wire.HeaderServerTiming, wire.FormatServerTiming(time.Millisecond, desc))
-		a.answered(&http.Response{StatusCode: code, Header: h}, st)
+		resp := &http.Response{StatusCode: code, Header: h}
+		st, checkFailed := tg.decide(&node{}, resp, "10.0.0.1")
+		a.answered(code, st, checkFailed)
 	}
-	answer(200, wire.CheckAllowed, Allowed)
-	answer(200, wire.CheckError, Allowed)
-	answer(429, wire.CheckDenied, Denied)
-	answer(503, wire.CheckError, Failed)
-	answer(503, wire.CheckOverloaded, Failed)
-	answer(503, wire.CheckTimeout, Failed)
+	answer(200, wire.CheckAllowed)
+	answer(200, wire.CheckError)
+	answer(429, wire.CheckDenied)
+	answer(503, wire.CheckError)
+	answer(503, wire.CheckOverloaded)
+	answer(503, wire.CheckTimeout)
 	if a.FailOpen != 1 || a.FailClosed != 1 || a.ServerErrors() != 2 {
 		t.Fatalf("fail-open %d, fail-closed %d, server errors %d; want 1, 1, 2", a.FailOpen, a.FailClosed, a.ServerErrors())
 	}

@@ -247,8 +247,8 @@ func (cn *conn) read() {
 			jb.done(Failed)
 			cn.redial()
 		default:
-			st := cn.t.decide(cn.n, resp, jb.identity)
-			cn.answers.answered(resp, st)
+			st, checkFailed := cn.t.decide(cn.n, resp, jb.identity)
+			cn.answers.answered(resp.StatusCode, st, checkFailed)
 			jb.done(st)
 			if resp.Close {
 				cn.redial()

@@ -190,8 +190,9 @@ func (t *HTTPTarget) startOn(ctx context.Context, p *pool, product int32, identi
 // below 400 allowed, 429 denied, anything else failed) and, from a ratelab serve node, the Server-Timing header: the
 // check's latency, and whether the check failed (a 200 then is a fail-open admission,
 // a 503 a fail-closed refusal). It also counts the answer's X-Cache source, notes the
-// target's RateLimit-Policy, and records the decision.
-func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) Status {
+// target's RateLimit-Policy, and records the decision. checkFailed reports that the
+// node's Server-Timing said its check failed (the fail mode decided).
+func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) (st Status, checkFailed bool) {
 	if t.policies[n.index].Load() == nil {
 		if p := resp.Header.Get(wire.HeaderRateLimitPolicy); p != "" {
 			t.policies[n.index].CompareAndSwap(nil, &p)
@@ -207,12 +208,12 @@ func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) Statu
 	}
 	status := t.classify(resp.StatusCode, resp.Header)
 	if status == Failed && checkErr == nil {
-		return Failed // not a decision: no check failed, the node failed
+		return Failed, false // not a decision: no check failed, the node failed
 	}
 	if t.Record != nil {
 		t.Record.Record(identity, time.Now().UnixMicro(), status == Allowed, took, checkErr)
 	}
-	return status
+	return status, checkErr != nil
 }
 
 func (t *HTTPTarget) countSource(src cache.Source) {
