@@ -128,6 +128,8 @@ noisy (one identity sends three requests in five).`,
 	f.DurationVar(&opts.BackendDelay, "backend-delay", commands.DefaultBackendDelay, "how long the in-process nodes' backend takes per read")
 	f.DurationVar(&opts.CheckTimeout, "check-timeout", productapi.DefaultCheckTimeout, "the nodes' time budget for one limiter check; over it the node answers 503, or its fail mode once an outage is declared")
 	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "report format: "+strings.Join(report.Formats(), ", "))
+	f.BoolVar(&opts.Wide, "wide", false, "on a terminal, every column of the table however wide (by default the table fits the terminal)")
+	f.IntVar(&opts.Width, "width", 0, "lay the table out for this many columns (default: the terminal's width; off a terminal, every column)")
 	f.StringVar(&opts.OutFile, "out", "", "write the report in --output's format to this file (atomically); standard output gets the table")
 	// How requests reach the nodes: any HTTP service on loopback, with --target. The
 	// defaults are the zero values (ratelab's path, X-Forwarded-For, 429), named in the help.

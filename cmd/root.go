@@ -41,6 +41,11 @@ func Main() int {
 		IsTerminal:    term.IsTerminal(int(os.Stdout.Fd())),
 		ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
 	}
+	if ios.IsTerminal {
+		if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil {
+			ios.Width = w
+		}
+	}
 	setEmbeddedRedisCommand()
 	return Run(ctx, ios, os.Args[1:])
 }

@@ -36,6 +36,9 @@ type IO struct {
 	IsTerminal bool
 	// ErrIsTerminal reports whether ErrOut is a terminal (progress bars, prompts).
 	ErrIsTerminal bool
+	// Width is Out's width in columns when it is a terminal, else 0: tables are laid
+	// out to fit it.
+	Width int
 }
 
 // Global is what every subcommand shares: where Redis is and which keys are ratelab's.

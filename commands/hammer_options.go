@@ -65,6 +65,11 @@ type HammerOptions struct {
 	CheckTimeout time.Duration
 	// Output is table, json or markdown.
 	Output string
+	// Wide keeps every column of the table on a terminal too narrow for them, and
+	// Width lays the table out for that many columns (0: the terminal's width on a
+	// terminal, else the full layout): commands/hammer_fit.go.
+	Wide  bool
+	Width int
 	// OutFile, when set, receives the report in Output's format (written atomically),
 	// and Out gets the table.
 	OutFile string
@@ -132,6 +137,8 @@ func (o HammerOptions) Validate() error {
 		return Usagef("--workers %d: choose between 1 and %d (0 for %d)", o.Workers, MaxHammerWorkers, scenario.DefaultWorkers)
 	case o.BackendDelay < 0:
 		return Usagef("--backend-delay %s: it must not be negative", o.BackendDelay)
+	case o.Width < 0:
+		return Usagef("--width %d: give a number of columns (0: the terminal's)", o.Width)
 	case o.CheckTimeout < 0:
 		return Usagef("--check-timeout %s: it must not be negative", o.CheckTimeout)
 	case o.MaxBurstRatio < 0 || o.MaxCheckP99 < 0 || o.MinHitRatio < 0 || o.MinHitRatio > 1 || o.MinAchievedRPS < 0:

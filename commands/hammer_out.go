@@ -42,12 +42,15 @@ func checkOutFile(path string) error {
 // file CI keeps and the table its log shows.
 func writeReport(ios IO, opts HammerOptions, h *report.Hammer) error {
 	if opts.OutFile == "" {
+		if opts.Output == report.FormatTable {
+			return report.HammerTableWidth(ios.Out, h, tableWidth(ios, opts))
+		}
 		return report.WriteHammer(ios.Out, opts.Output, h)
 	}
 	if err := writeFileAtomic(opts.OutFile, func(w io.Writer) error { return report.WriteHammer(w, opts.Output, h) }); err != nil {
 		return err
 	}
-	if err := report.WriteHammer(ios.Out, "table", h); err != nil {
+	if err := report.HammerTableWidth(ios.Out, h, tableWidth(ios, opts)); err != nil {
 		return err
 	}
 	fmt.Fprintf(ios.ErrOut, "ratelab: report written to %s\n", opts.OutFile)
