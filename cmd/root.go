@@ -125,6 +125,7 @@ so it works on a machine with nothing installed.` + "\n" + exitStatusHelp,
 		newHammerCmd(ios, g, runHammer),
 		newInspectCmd(ios, g, commands.Inspect),
 		newFlushCmd(ios, g, commands.Flush),
+		newCompareCmd(ios, g, commands.Compare),
 		newEmbeddedRedisCmd(ios),
 	)
 	return root

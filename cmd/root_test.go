@@ -55,7 +55,7 @@ func TestRedisURLFromEnvironment(t *testing.T) {
 
 func TestHelpNeverShowsThePassword(t *testing.T) {
 	t.Setenv("RATELAB_REDIS_URL", "redis://u:s3cret@127.0.0.1:6390")
-	for _, args := range [][]string{{"--help"}, {"hammer", "--help"}, {"serve", "--help"}, {"inspect", "--help"}, {"flush", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"hammer", "--help"}, {"serve", "--help"}, {"inspect", "--help"}, {"flush", "--help"}, {"compare", "--help"}} {
 		code, out, errOut := run(t, args...)
 		if code != commands.ExitOK || strings.Contains(out+errOut, "s3cret") || !strings.Contains(out, "redis://u:xxxxx@127.0.0.1:6390") {
 			t.Errorf("ratelab %q: exit %d; the help shows the password, or not the redacted URL:\n%s", args, code, out)
