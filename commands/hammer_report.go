@@ -29,6 +29,8 @@ type hammerRun struct {
 	checkLatency *hdrhistogram.Histogram
 	// edgeMicro is the timeline's window edge, in limiter time.
 	edgeMicro int64
+	// decisions are the limiter's decisions per W/10 from the run's start.
+	decisions scenario.Decisions
 	// bound is the most one identity may be admitted in any window W (0: unknown).
 	bound int64
 	cache report.Cache
@@ -156,6 +158,7 @@ func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow
 		Interrupted: r.res.Interrupted,
 		Checks:      r.checks,
 	}
+	chartData(&a, r.decisions, r.checkLatency, r.res.E2E)
 	if r.res.Elapsed > 0 {
 		a.AllowedPerSecond = float64(r.res.Allowed) / r.res.Elapsed.Seconds()
 	}

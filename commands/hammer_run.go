@@ -48,6 +48,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		return hammerRun{}, UsageError(err)
 	}
 	rec := scenario.NewRecorder(ids)
+	rec.CountPer(opts.Policy.Window / 10)
 	backend := productapi.NewBackend(opts.BackendDelay, opts.Products)
 	if opts.Store == productapi.StoreRedis {
 		defer forgetIdentities(conn, keys, name, opts.Policy, ids)
@@ -113,6 +114,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		name: name, policy: opts.Policy, res: res,
 		admitted: rec.Admitted(), checks: rec.Checks(), checkLatency: rec.Latency(),
 		edgeMicro: edge + sched.TimelineEdge().Microseconds(),
+		decisions: rec.DecisionsFrom(edge),
 		bound:     algorithms.ExpectedMaxInWindow(name, opts.Policy),
 		cache:     nodeCache(now, base, backend.Calls()-baseCalls),
 		answers:   target.Answers(),
@@ -132,6 +134,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Schedule, ids []string,
 	offset time.Duration, bar *progressbar.ProgressBar) (hammerRun, error) {
 	rec := scenario.NewRecorder(ids)
+	rec.CountPer(opts.Policy.Window / 10)
 	cfg, err := opts.targetConfig(opts.Targets, ids)
 	if err != nil {
 		return hammerRun{}, err
@@ -155,7 +158,7 @@ func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Sche
 	return hammerRun{
 		name: name, policy: opts.Policy, res: res,
 		admitted: rec.Admitted(), checks: rec.Checks(), checkLatency: rec.Latency(),
-		edgeMicro: edge + sched.TimelineEdge().Microseconds(), bound: bound, policies: target.Policies(),
+		edgeMicro: edge + sched.TimelineEdge().Microseconds(), decisions: rec.DecisionsFrom(edge), bound: bound, policies: target.Policies(),
 		cache: targetCache(target.Sources()), answers: target.Answers(),
 	}, nil
 }

@@ -18,6 +18,9 @@ const recorderShards = 16
 type Recorder struct {
 	index  map[string]int
 	shards [recorderShards]recorderShard
+	// bucket, when above 0, counts every decision per interval of that many
+	// microseconds (recorder_buckets.go).
+	bucket int64
 }
 
 type recorderShard struct {
@@ -25,6 +28,7 @@ type recorderShard struct {
 	latency  *hdrhistogram.Histogram
 	admitted map[int][]int64
 	checks   Checks
+	buckets  map[int64]*[2]int64
 }
 
 // Checks counts the limiter's own answers, as the nodes saw them.
@@ -70,6 +74,9 @@ func (r *Recorder) Record(identity string, t int64, allowed bool, took time.Dura
 	if took > 0 {
 		record(sh.latency, took)
 	}
+	if r.bucket > 0 && err == nil && ok {
+		sh.count(t/r.bucket, allowed)
+	}
 	switch {
 	case err != nil:
 		sh.checks.Errors++
@@ -91,6 +98,7 @@ func (r *Recorder) Reset() {
 		sh.latency.Reset()
 		sh.admitted = make(map[int][]int64)
 		sh.checks = Checks{}
+		sh.buckets = nil
 		sh.mu.Unlock()
 	}
 }

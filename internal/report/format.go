@@ -11,7 +11,7 @@ const (
 )
 
 // Formats lists hammer's output formats, the default first.
-func Formats() []string { return []string{FormatTable, FormatJSON, FormatMarkdown} }
+func Formats() []string { return []string{FormatTable, FormatJSON, FormatMarkdown, FormatHTML} }
 
 // InspectFormats lists the output formats of inspect and flush, the default first.
 func InspectFormats() []string { return []string{FormatTable, FormatJSON} }

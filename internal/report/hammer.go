@@ -16,8 +16,9 @@ import (
 // Fields are only ever added within a version; a rename or a change of meaning makes a
 // new one. Version 2 added the run's provenance (version, command line, start time,
 // CPUs), validity, the interrupt's timing, a failed algorithm, status codes and the
-// error set, error ratios, and thresholds without data.
-const HammerSchemaVersion = 2
+// error set, error ratios, and thresholds without data. Version 3 added each
+// algorithm's decisions per W/10 and latency distributions (the HTML report's charts).
+const HammerSchemaVersion = 3
 
 // Hammer is the report of one `ratelab hammer` run. Its JSON is the stable schema
 // documented in docs/report-schema.md.
@@ -183,6 +184,11 @@ type Algorithm struct {
 	Timeline            *Timeline       `json:"timeline,omitempty"`
 	Interrupted         bool            `json:"interrupted,omitempty"`
 	Checks              scenario.Checks `json:"checks"`
+	// Decisions and the latency distributions feed the HTML report's charts
+	// (hammer_charts.go).
+	Decisions        *Decisions            `json:"decisions,omitempty"`
+	CheckPercentiles []scenario.Percentile `json:"check_latency_percentiles,omitempty"`
+	E2EPercentiles   []scenario.Percentile `json:"e2e_latency_percentiles,omitempty"`
 }
 
 // CheckLatency is the time of the limiter call alone, in microseconds: the summary
@@ -278,13 +284,15 @@ func describeThreshold(t Threshold) string {
 	return fmt.Sprintf("--%s: %s %s, want %s %s", t.Name, t.Subject, val, op, lim)
 }
 
-// WriteHammer renders h in format (table, json or markdown) to w.
+// WriteHammer renders h in format (table, json, markdown or html) to w.
 func WriteHammer(w io.Writer, format string, h *Hammer) error {
 	switch format {
 	case FormatJSON:
 		return HammerJSON(w, h)
 	case FormatMarkdown:
 		return HammerMarkdown(w, h)
+	case FormatHTML:
+		return HammerHTML(w, h)
 	case FormatTable, "":
 		return HammerTable(w, h)
 	}
