@@ -105,7 +105,9 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	baseCalls := backend.Calls()
 
 	start, edge := scenario.AlignedStart(time.Now(), offset, opts.Policy.Window, startLead)
-	res := runner(opts, name, sched, target, bar, start).Run(ctx, start)
+	r, stop := runner(opts, name, sched, target, bar, start, rec)
+	res := r.Run(ctx, start)
+	stop()
 	now := make([]cache.Stats, len(nodes))
 	for i, n := range nodes {
 		now[i] = n.CacheStats()
@@ -150,7 +152,9 @@ func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Sche
 		name = opts.Algorithms[0]
 	}
 	start, edge := scenario.AlignedStart(time.Now(), offset, opts.Policy.Window, startLead)
-	res := runner(opts, name, sched, target, bar, start).Run(ctx, start)
+	r, stop := runner(opts, name, sched, target, bar, start, rec)
+	res := r.Run(ctx, start)
+	stop()
 	bound := int64(0)
 	if name != "serve" {
 		bound = algorithms.ExpectedMaxInWindow(name, opts.Policy)
@@ -164,10 +168,12 @@ func hammerTargets(ctx context.Context, opts HammerOptions, sched *scenario.Sche
 }
 
 // runner is the Runner of one algorithm's run, which starts at start: until its first
-// send the bar says that it waits for a window edge, and how long.
+// send the bar says that it waits for a window edge, and how long; then it shows the
+// rate so far, the late sends and the denials of rec (liveLine). Call stop once the
+// run is over.
 func runner(opts HammerOptions, name string, sched *scenario.Schedule, target scenario.Starter,
-	bar *progressbar.ProgressBar, start time.Time) scenario.Runner {
-	r := scenario.Runner{Schedule: sched, Starter: target, Drain: requestTimeout(opts.Policy)}
+	bar *progressbar.ProgressBar, start time.Time, rec *scenario.Recorder) (r scenario.Runner, stop func()) {
+	r = scenario.Runner{Schedule: sched, Starter: target, Drain: requestTimeout(opts.Policy)}
 	var firstSend func(string)
 	if opts.hooks != nil {
 		firstSend = opts.hooks.firstSend
@@ -176,6 +182,14 @@ func runner(opts HammerOptions, name string, sched *scenario.Schedule, target sc
 	if bar != nil && time.Until(start) > 200*time.Millisecond {
 		waiting = make(chan struct{})
 		go describeWait(bar, name, start, waiting)
+	}
+	stop = func() {}
+	var live *liveLine
+	if bar != nil {
+		live = &liveLine{name: name, start: start, sched: sched, rec: rec}
+		done := make(chan struct{})
+		go live.show(bar, done)
+		stop = func() { close(done) }
 	}
 	sent := false
 	if bar != nil || firstSend != nil {
@@ -190,11 +204,12 @@ func runner(opts HammerOptions, name string, sched *scenario.Schedule, target sc
 				}
 			}
 			if bar != nil {
+				live.sentOne(time.Now())
 				_ = bar.Add(1)
 			}
 		}
 	}
-	return r
+	return r, stop
 }
 
 // describeWait counts down on the bar to start, the window edge the run starts on,
