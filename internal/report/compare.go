@@ -162,7 +162,20 @@ func comparisonTable(w io.Writer, c *compare.Comparison, width int) error {
 		wrap("  ", "    ", line)
 	}
 	fmt.Fprintln(ew)
-	renderGrid(ew, lightBox(), comparisonGrid(c))
+	g := comparisonGrid(c)
+	if width > 0 && gridWidth(g) > width {
+		// Too wide for the terminal: a table per subject, without the subject column.
+		for i, part := range splitBySubject(g) {
+			if i > 0 {
+				fmt.Fprintln(ew)
+			}
+			fmt.Fprintf(ew, "%s\n", Shown(part.title))
+			fitted, _ := fitGrid(part.grid, width)
+			renderGrid(ew, lightBox(), fitted)
+		}
+	} else {
+		renderGrid(ew, lightBox(), g)
+	}
 	if len(c.Checks) > 0 {
 		fmt.Fprintf(ew, "\nThresholds (--max-regression: how much a figure may get worse)\n")
 		for _, ch := range c.Checks {
@@ -199,4 +212,23 @@ func comparisonMarkdown(w io.Writer, c *compare.Comparison) error {
 		}
 	}
 	return ew.err
+}
+
+type subjectGrid struct {
+	title string
+	grid  *grid
+}
+
+// splitBySubject cuts the comparison grid into one grid per subject, without the
+// subject column (a subject's name is on its first row only).
+func splitBySubject(g *grid) []subjectGrid {
+	var out []subjectGrid
+	for _, row := range g.rows {
+		if row[0] != "" || len(out) == 0 {
+			out = append(out, subjectGrid{title: row[0], grid: &grid{headers: g.headers[1:], firstNumeric: g.firstNumeric - 1, lastNumeric: g.lastNumeric - 1}})
+		}
+		last := out[len(out)-1].grid
+		last.rows = append(last.rows, row[1:])
+	}
+	return out
 }

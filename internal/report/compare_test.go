@@ -62,3 +62,23 @@ func TestComparisonSaysWhatWasForced(t *testing.T) {
 		t.Error("an unknown format was accepted")
 	}
 }
+
+// At 80 columns the comparison is a table per subject, every line within the width.
+func TestComparisonFits80Columns(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	if err := WriteComparison(&b, FormatTable, sampleComparison(t, false), 80); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "compare.table80.golden", b.Bytes())
+	for line := range strings.Lines(b.String()) {
+		if w := textWidth(line); w > 80 {
+			t.Errorf("a line of %d columns:\n%s", w, line)
+		}
+	}
+	for _, want := range []string{"\nrun\n", "\nfixed-window\n", "\ngcra\n", "check_p99", "+160µs (+25.0%)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the 80-column comparison lacks %q:\n%s", want, b.String())
+		}
+	}
+}

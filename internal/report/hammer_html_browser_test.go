@@ -22,7 +22,8 @@ import (
 
 var (
 	pageFlag = flag.String("html-page", "", "the browser test loads this page (a real run's --output html) instead of the sample's")
-	shotFlag = flag.String("html-screenshot", "", "the browser test saves its screenshot (PNG) here instead of in a temporary directory")
+	shotFlag = flag.String("html-screenshot", "", "the browser test saves its full-page screenshot (PNG) here instead of in a temporary directory")
+	topFlag  = flag.String("html-screenshot-top", "", "the browser test also saves the page's first screen (1280×900, PNG) here")
 )
 
 // chromium finds headless Chromium (Debian's package chromium), or skips the test;
@@ -182,6 +183,15 @@ func TestHammerHTMLInABrowser(t *testing.T) {
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("chromium: %v", err)
+	}
+	if *topFlag != "" {
+		top, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("chromium: %v", err)
+		}
+		if err := os.WriteFile(*topFlag, top, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out := *shotFlag
 	if out == "" {
