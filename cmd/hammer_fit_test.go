@@ -15,3 +15,10 @@ func TestHammerWidthFlags(t *testing.T) {
 		t.Errorf("--width -1: exit %d, want %d", code, commands.ExitUsage)
 	}
 }
+
+func TestHammerOutputHTML(t *testing.T) {
+	o, code := parseHammer(t, "--output", "html", "--out", "report.html")
+	if code != commands.ExitOK || o == nil || o.Output != "html" || o.OutFile != "report.html" {
+		t.Fatalf("exit %d, options %+v", code, o)
+	}
+}

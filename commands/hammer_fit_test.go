@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -45,5 +47,27 @@ func TestHammerTableFitsTheTerminal(t *testing.T) {
 		if got := strings.Contains(out.String(), "allowed/s │"); got != c.allowedPS {
 			t.Errorf("%s: every column shown %v, want %v:\n%s", c.name, got, c.allowedPS, out)
 		}
+	}
+}
+
+// --output html --out FILE writes the page to the file and the table to Out.
+func TestHammerHTMLToAFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "report.html")
+	h := &report.Hammer{Backend: "embedded", Nodes: 1, Store: "redis", Pattern: "mixed", Valid: true,
+		Algorithms: []report.Algorithm{{Name: "gcra", Limit: 10, WindowMs: 500, Burst: 10}}}
+	ios, _, out, errOut := TestIO()
+	if err := writeReport(ios, HammerOptions{Output: report.FormatHTML, OutFile: path}, h); err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(page), "<!DOCTYPE html>") || !strings.Contains(string(page), `id="report"`) {
+		t.Errorf("the file is not the page:\n%.200s", page)
+	}
+	if !strings.HasPrefix(out.String(), "ratelab hammer\n") || !strings.Contains(errOut.String(), "report written to "+path) {
+		t.Errorf("standard output is not the table:\n%s\n%s", out, errOut)
 	}
 }
