@@ -75,26 +75,31 @@
     const host = document.getElementById("timeline-charts");
     const rows = algs.filter(a => a.timeline && a.timeline.counts && a.timeline.counts.length > 0);
     if (rows.length === 0) return empty(host, "This report has no timeline.");
-    let top = 1;
-    rows.forEach(a => { top = Math.max(top, 2 * a.limit, a.peak_in_window || 0); });
     const half = rows[0].timeline.counts.length / 2;
     const span = half * rows[0].timeline.bucket_ms;
-    rows.forEach((a, n) => {
+    // inWindow is what was admitted in the W before each bucket's end.
+    const inWindow = a => {
       const tl = a.timeline;
       const perWindow = Math.max(1, Math.round(a.window_ms / tl.bucket_ms));
-      const xs = [], inW = [], L = [], L2 = [];
-      tl.counts.forEach((c, i) => {
-        xs.push((i - half + 0.5) * tl.bucket_ms);
+      return tl.counts.map((_, i) => {
         let sum = 0;
         for (let j = Math.max(0, i - perWindow + 1); j <= i; j++) sum += tl.counts[j];
-        inW.push(sum);
-        L.push(a.limit);
-        L2.push(2 * a.limit);
+        return sum;
       });
+    };
+    // One y scale for every row, so that the rows compare at a glance.
+    let top = 1;
+    rows.forEach(a => { top = Math.max(top, 2 * a.limit, a.peak_in_window || 0, ...inWindow(a)); });
+    rows.forEach((a, n) => {
+      const tl = a.timeline;
+      const inW = inWindow(a);
+      const xs = tl.counts.map((_, i) => (i - half + 0.5) * tl.bucket_ms);
+      const L = tl.counts.map(() => a.limit);
+      const L2 = tl.counts.map(() => 2 * a.limit);
       const box = chartBox(host, a.name + ": peak in W " + a.peak_in_window + " = " + (a.burst_ratio || 0).toFixed(2) +
         " L; worst case " + a.expected_max_in_window);
       plot("timeline", a.name, box, {
-        height: 130,
+        height: 170,
         scales: { x: { time: false, range: [-span, span] }, y: { range: [0, top * 1.08] } },
         series: [
           { label: "ms from the edge" },
