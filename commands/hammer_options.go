@@ -63,7 +63,7 @@ type HammerOptions struct {
 	// CheckTimeout is the nodes' time budget for one limiter check; a check over it
 	// fails open (productapi.DefaultCheckTimeout when 0).
 	CheckTimeout time.Duration
-	// Output is table, json or markdown.
+	// Output is table, json, markdown or html.
 	Output string
 	// Wide keeps every column of the table on a terminal too narrow for them, and
 	// Width lays the table out for that many columns (0: the terminal's width on a
