@@ -120,6 +120,7 @@ so it works on a machine with nothing installed.` + "\n" + exitStatusHelp,
 		newHammerCmd(ios, g, runHammer),
 		newInspectCmd(ios, g, commands.Inspect),
 		newFlushCmd(ios, g, commands.Flush),
+		newLimitsCmd(ios, g, commands.LimitsCheck),
 		newEmbeddedRedisCmd(ios),
 	)
 	return root
