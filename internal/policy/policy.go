@@ -185,12 +185,20 @@ func (r *Rule) Matches(method, path, tier string) bool {
 // Match is the first rule that applies to a request, or nil when none does (the
 // request is not limited).
 func (p *Policy) Match(method, path, tier string) *Rule {
-	for i := range p.Rules {
-		if p.Rules[i].Matches(method, path, tier) {
-			return &p.Rules[i]
-		}
+	if i := p.MatchIndex(method, path, tier); i >= 0 {
+		return &p.Rules[i]
 	}
 	return nil
+}
+
+// MatchIndex is the index in Rules of the first rule that applies, or -1.
+func (p *Policy) MatchIndex(method, path, tier string) int {
+	for i := range p.Rules {
+		if p.Rules[i].Matches(method, path, tier) {
+			return i
+		}
+	}
+	return -1
 }
 
 // TierOf is the tier of a request with header h: "" without tiers.

@@ -11,8 +11,8 @@ import (
 
 // Limits is what `ratelab limits check` says of a valid policy file.
 type Limits struct {
-	File     string          `json:"file"`
-	Hash     string          `json:"hash"`
+	File     string              `json:"file"`
+	Hash     string              `json:"hash"`
 	Identity policyfile.Identity `json:"identity"`
 	// TierHeader, Tiers and Keys describe the tiers (no key is ever written out).
 	TierHeader  string       `json:"tier_header,omitempty"`
@@ -24,10 +24,10 @@ type Limits struct {
 
 // LimitsRule is one rule, in words and in numbers.
 type LimitsRule struct {
-	Name      string         `json:"name"`
-	Line      int            `json:"line"`
-	Matches   string         `json:"matches"`
-	Unlimited bool           `json:"unlimited,omitempty"`
+	Name      string             `json:"name"`
+	Line      int                `json:"line"`
+	Matches   string             `json:"matches"`
+	Unlimited bool               `json:"unlimited,omitempty"`
 	Limits    []policyfile.Limit `json:"limits,omitempty"`
 }
 
