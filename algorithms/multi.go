@@ -208,8 +208,8 @@ func NewMultiRedis(rdb redis.Scripter, keys Keyspace, scope string, limits []Nam
 // Limits are the limits checked, in order.
 func (m *MultiRedis) Limits() []NamedLimit { return append([]NamedLimit(nil), m.limits...) }
 
-// Keys are the Redis keys that hold identity's state, one per limit, in order.
-func (m *MultiRedis) Keys(identity string) ([]string, error) {
+// StateKeys are the Redis keys that hold identity's state, one per limit, in order.
+func (m *MultiRedis) StateKeys(identity string) ([]string, error) {
 	id, err := NormalizeIdentity(identity)
 	if err != nil {
 		return nil, err
@@ -232,7 +232,7 @@ func (m *MultiRedis) AllowAt(ctx context.Context, identity string, now time.Time
 }
 
 func (m *MultiRedis) allow(ctx context.Context, identity, now string) (MultiDecision, error) {
-	keys, err := m.Keys(identity)
+	keys, err := m.StateKeys(identity)
 	if err != nil {
 		return MultiDecision{}, err
 	}

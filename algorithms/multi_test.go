@@ -122,7 +122,7 @@ func TestMultiDenialConsumesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			const id = "10.1.2.3"
-			keys, err := m.Keys(id)
+			keys, err := m.StateKeys(id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -267,7 +267,7 @@ func TestRuleLimiterKeyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys, err := m.Keys("::ffff:10.0.0.7"); err != nil || keys[0] != key {
+	if keys, err := m.StateKeys("::ffff:10.0.0.7"); err != nil || keys[0] != key {
 		t.Fatalf("Keys = %q, %v; want %q", keys, err, key)
 	}
 	for _, odd := range []string{"ratelab:rl:gcra:10r1s:a:b:c:{1.2.3.4}", "ratelab:rl:gcra:10r1s:*:x:{1.2.3.4}", "ratelab:rl:gcra:10r1s:r::{1.2.3.4}"} {

@@ -95,8 +95,8 @@ func (t *Tiers) Of(value string) string {
 // Names are the tiers, sorted.
 func (t *Tiers) Names() []string { return sortedKeys(t.names) }
 
-// Keys is how many keys have a tier.
-func (t *Tiers) Keys() int { return len(t.keys) }
+// KeyCount is how many keys have a tier.
+func (t *Tiers) KeyCount() int { return len(t.keys) }
 
 // Rule is one rule: what it matches and what it enforces.
 type Rule struct {

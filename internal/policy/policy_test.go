@@ -23,7 +23,7 @@ func TestIssueExample(t *testing.T) {
 	if p.Identity.Kind != policy.IdentityIP || p.Identity.IPv6Prefix != algorithms.DefaultIPv6Prefix {
 		t.Fatalf("identity %+v", p.Identity)
 	}
-	if p.Tiers == nil || p.Tiers.Header != "X-Api-Key" || p.Tiers.Default != "free" || p.Tiers.Keys() != 1 {
+	if p.Tiers == nil || p.Tiers.Header != "X-Api-Key" || p.Tiers.Default != "free" || p.Tiers.KeyCount() != 1 {
 		t.Fatalf("tiers %+v", p.Tiers)
 	}
 	if len(p.Rules) != 3 || len(p.Hash) != 64 {
@@ -131,8 +131,8 @@ rules:
 	if p.Identity.Kind != policy.IdentityHeader || p.Identity.Header != "X-Client-Id" {
 		t.Fatalf("identity %+v", p.Identity)
 	}
-	if got := strings.Join(p.Tiers.Names(), ","); got != "free,internal,pro" || p.Tiers.Keys() != 3 {
-		t.Fatalf("tiers %s, %d keys", got, p.Tiers.Keys())
+	if got := strings.Join(p.Tiers.Names(), ","); got != "free,internal,pro" || p.Tiers.KeyCount() != 3 {
+		t.Fatalf("tiers %s, %d keys", got, p.Tiers.KeyCount())
 	}
 	for key, tier := range map[string]string{"key-pro-1": "pro", "key-pro-2": "pro", "key-int-1": "internal", "": "free", "nope": "free"} {
 		if got := p.Tiers.Of(key); got != tier {

@@ -35,7 +35,7 @@ type LimitsRule struct {
 func LimitsOf(file string, p *policyfile.Policy) Limits {
 	l := Limits{File: file, Hash: p.Hash, Identity: p.Identity, Rules: []LimitsRule{}}
 	if p.Tiers != nil {
-		l.TierHeader, l.DefaultTier, l.Tiers, l.Keys = p.Tiers.Header, p.Tiers.Default, p.Tiers.Names(), p.Tiers.Keys()
+		l.TierHeader, l.DefaultTier, l.Tiers, l.Keys = p.Tiers.Header, p.Tiers.Default, p.Tiers.Names(), p.Tiers.KeyCount()
 	}
 	for i := range p.Rules {
 		r := &p.Rules[i]
