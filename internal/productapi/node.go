@@ -69,6 +69,13 @@ func (l Limits) options() []algorithms.Option {
 // before it is served: its whole queue draining, or the max delay when that is shorter.
 func (l Limits) longestDelay() time.Duration {
 	var d time.Duration
+	if l.File != nil {
+		// A reload may bring a leaky bucket at any time: allow for the longest delay.
+		d = algorithms.MaxDelayCap
+		if l.MaxDelay > 0 {
+			d = l.MaxDelay
+		}
+	}
 	for _, r := range append([]Rule{l.Default}, mapValues(l.Rules)...) {
 		if r.Algorithm == algorithms.LeakyBucket && r.Policy.Limit > 0 {
 			drain := time.Duration(float64(r.Policy.Window) * float64(r.Policy.EffectiveBurst()) / float64(r.Policy.Limit))

@@ -522,3 +522,13 @@ rules:
 	}
 	t.Logf("%d requests answered during 10 swaps", answered.Load())
 }
+
+// TestPolicyNodeWriteTimeout: a node under a policy file allows for the longest
+// leaky-bucket delay in its write timeout, since a reload may bring one.
+func TestPolicyNodeWriteTimeout(t *testing.T) {
+	b := redistest.Embedded(t)
+	n := policyNodes(t, b, "pwt", mustPolicy(t, "rules: [{limits: unlimited}]\n"), nil, 1)[0]
+	if got, want := n.node.Server.WriteTimeout, productapi.DefaultWriteTimeout+algorithms.MaxDelayCap; got != want {
+		t.Fatalf("write timeout %s, want %s", got, want)
+	}
+}
