@@ -532,3 +532,64 @@ func TestPolicyNodeWriteTimeout(t *testing.T) {
 		t.Fatalf("write timeout %s, want %s", got, want)
 	}
 }
+
+// TestPolicyIdentities: header:NAME keys clients by the header's value (401 without
+// it, 400 for a value that cannot name a key); api-key by the hashed X-API-Key, which
+// never reaches Redis in clear.
+func TestPolicyIdentities(t *testing.T) {
+	b := redistest.Embedded(t)
+	one := "rules:\n  - limits: [{name: s, algorithm: fixed-window, limit: 1, window: 1h}]\n"
+	h := policyNodes(t, b, "pid", mustPolicy(t, "identity: header:X-Client-Id\n"+one), nil, 1)[0].h
+	if w := do(h, "GET", "/products/1", "10.0.0.1:1"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("no X-Client-Id: %d %s", w.Code, w.Body)
+	}
+	if w := do(h, "GET", "/products/1", "10.0.0.1:1", "X-Client-Id: a b{c}"); w.Code != http.StatusBadRequest {
+		t.Fatalf("a bad X-Client-Id: %d %s", w.Code, w.Body)
+	}
+	for _, c := range []struct {
+		client string
+		want   int
+	}{{"acme", 200}, {"acme", 429}, {"globex", 200}} {
+		// Every request from one address: the header alone tells the clients apart.
+		if w := do(h, "GET", "/products/1", "10.0.0.1:1", "X-Client-Id: "+c.client); w.Code != c.want {
+			t.Fatalf("client %s: %d, want %d", c.client, w.Code, c.want)
+		}
+	}
+
+	hasher, err := algorithms.NewAPIKeyHasher([]byte("a secret of at least sixteen bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := b.Client
+	node, err := productapi.NewNode(context.Background(), productapi.NodeConfig{
+		Redis: rdb, Keys: algorithms.MustKeyspace("pkey"), Where: b.Name,
+		Limits: productapi.Limits{File: mustPolicy(t, "identity: api-key\n"+one)},
+		API:    productapi.Config{Backend: productapi.NewBackend(0, 0), APIKeys: hasher, Registerer: prometheus.NewRegistry()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	hk := node.API.Handler()
+	if w := do(hk, "GET", "/products/1", "10.0.0.1:1"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("no X-API-Key: %d", w.Code)
+	}
+	if w := do(hk, "GET", "/products/1", "10.0.0.1:1", "X-API-Key: sk-live-secret-1"); w.Code != http.StatusOK {
+		t.Fatalf("a key: %d %s", w.Code, w.Body)
+	}
+	if w := do(hk, "GET", "/products/1", "10.0.0.2:1", "X-API-Key: sk-live-secret-1"); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("the same key from elsewhere: %d, want 429", w.Code)
+	}
+	keys, err := rdb.Keys(context.Background(), "pkey:*").Result()
+	if err != nil || len(keys) != 1 || strings.Contains(keys[0], "sk-live") || !strings.Contains(keys[0], "{"+hasher.Identity("sk-live-secret-1")+"}") {
+		t.Fatalf("keys %q, %v; want one, named by the hashed key", keys, err)
+	}
+	// Without a secret a file keyed by api-key is refused at build.
+	_, err = productapi.NewNode(context.Background(), productapi.NodeConfig{
+		Redis: rdb, Keys: algorithms.MustKeyspace("pkey"), Limits: productapi.Limits{File: mustPolicy(t, "identity: api-key\n"+one)},
+		API: productapi.Config{Backend: productapi.NewBackend(0, 0), Registerer: prometheus.NewRegistry()},
+	})
+	if err == nil {
+		t.Fatal("a node keyed by api-key was built without a secret")
+	}
+}
