@@ -217,10 +217,10 @@ func TestMultiConcurrentExact(t *testing.T) {
 			if n := admitted.Load(); n != 20 {
 				t.Fatalf("%d admitted at once, want exactly 20 (the burst)", n)
 			}
-			// Over the next two hours, one request a second: the hour limit binds.
+			// Over the next two hours, one request every 30 seconds: the hour limit binds.
 			var times []time.Time
-			for i := range 2*3600 + 60 {
-				at := start.Add(time.Duration(i) * time.Second)
+			for i := range 2*120 + 2 {
+				at := start.Add(time.Duration(i+1) * 30 * time.Second)
 				d, err := limiters[i%3].AllowAt(ctx, id, at)
 				if err != nil {
 					t.Fatal(err)
