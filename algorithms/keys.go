@@ -11,6 +11,8 @@ import (
 // and inspect and flush read names back with Keyspace.Parse.
 //
 //	<prefix>:rl:<algorithm>:<policy>:{<identity>}   limiter state
+//	<prefix>:rl:<algorithm>:<policy>:<rule>:<limit>:{<identity>}
+//	                                                one limit of a policy file's rule
 //	<prefix>:product:{<id>}                         a cached product
 //	<prefix>:lock:product:{<id>}                    the fill lock of a cached product
 //	<prefix>:invalidate                             the invalidation channel (Pub/Sub, not a key)
@@ -88,6 +90,14 @@ func (k Keyspace) Limiter(algorithm string, p Policy, identity string) string {
 	return k.prefix + ":" + string(KindLimiter) + ":" + algorithm + ":" + p.String() + ":{" + identity + "}"
 }
 
+// RuleLimiter names the state of the limit called limit of the rule called rule
+// (a policy file's), under one algorithm and policy, for one normalised identity.
+// The algorithm and policy stay in the name, so a limit whose numbers change starts
+// afresh, and one that does not keeps its state.
+func (k Keyspace) RuleLimiter(algorithm string, p Policy, rule, limit, identity string) string {
+	return k.prefix + ":" + string(KindLimiter) + ":" + algorithm + ":" + p.String() + ":" + rule + ":" + limit + ":{" + identity + "}"
+}
+
 // Product names a cached product.
 func (k Keyspace) Product(id string) string {
 	return k.prefix + ":" + string(KindProduct) + ":{" + id + "}"
@@ -144,6 +154,10 @@ type Key struct {
 	Algorithm string  `json:"algorithm,omitempty"`
 	Policy    *Policy `json:"policy,omitempty"`
 	Identity  string  `json:"identity,omitempty"`
+	// Rule and Limit name the policy file's rule and limit of a limiter key written
+	// by a combined check (MultiRedis); empty for a single limiter's key.
+	Rule  string `json:"rule,omitempty"`
+	Limit string `json:"limit,omitempty"`
 	// ProductID is set for product and lock keys.
 	ProductID string `json:"product_id,omitempty"`
 }
@@ -178,8 +192,15 @@ func (k Keyspace) Parse(key string) (Key, error) {
 		return Key{Kind: KindHealth}, nil
 	case strings.HasPrefix(head, string(KindLimiter)+":"):
 		fields := strings.Split(strings.TrimSuffix(head, ":"), ":")
-		if len(fields) != 3 || !strings.HasSuffix(head, ":") {
-			return undecodable("a limiter key is rl:<algorithm>:<policy>:{<identity>}")
+		if (len(fields) != 3 && len(fields) != 5) || !strings.HasSuffix(head, ":") {
+			return undecodable("a limiter key is rl:<algorithm>:<policy>:{<identity>} or rl:<algorithm>:<policy>:<rule>:<limit>:{<identity>}")
+		}
+		var rule, limit string
+		if len(fields) == 5 {
+			rule, limit = fields[3], fields[4]
+			if CheckScope(rule) != nil || CheckLimitName(limit) != nil {
+				return undecodable(fmt.Sprintf("%q and %q are not a rule's and a limit's names", rule, limit))
+			}
 		}
 		if _, known := specs[fields[1]]; !known {
 			return undecodable(fmt.Sprintf("%q is not an algorithm ratelab knows", fields[1]))
@@ -195,7 +216,7 @@ func (k Keyspace) Parse(key string) (Key, error) {
 		if err != nil || id != tag {
 			return undecodable(fmt.Sprintf("%q is not a normalised identity", tag))
 		}
-		return Key{Kind: KindLimiter, Algorithm: fields[1], Policy: &p, Identity: tag}, nil
+		return Key{Kind: KindLimiter, Algorithm: fields[1], Policy: &p, Identity: tag, Rule: rule, Limit: limit}, nil
 	}
 	return undecodable("its kind is not rl, product, lock or health")
 }

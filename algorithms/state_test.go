@@ -60,30 +60,7 @@ func readContent(ctx context.Context, t *testing.T, rdb redis.UniversalClient, k
 }
 
 // cloneModel copies a model so that requests on the copy leave the original alone.
-func cloneModel(m Model) Model {
-	switch m := m.(type) {
-	case *fixedWindow:
-		c := *m
-		return &c
-	case *slidingLog:
-		c := *m
-		c.times = append([]int64(nil), m.times...)
-		return &c
-	case *slidingCounter:
-		c := *m
-		return &c
-	case *tokenBucket:
-		c := *m
-		return &c
-	case *leakyBucket:
-		c := *m
-		return &c
-	case *gcra:
-		c := *m
-		return &c
-	}
-	panic(fmt.Sprintf("unknown model %T", m))
-}
+func cloneModel(m Model) Model { return copyState(m.(model)) }
 
 // admitsInARow is how many requests a copy of m admits at now, one after another.
 func admitsInARow(m Model, now, bound int64) int64 {

@@ -126,6 +126,7 @@ so it works on a machine with nothing installed.` + "\n" + exitStatusHelp,
 		newInspectCmd(ios, g, commands.Inspect),
 		newFlushCmd(ios, g, commands.Flush),
 		newCompareCmd(ios, g, commands.Compare),
+		newLimitsCmd(ios, g, commands.LimitsCheck),
 		newEmbeddedRedisCmd(ios),
 	)
 	return root

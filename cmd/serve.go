@@ -46,6 +46,14 @@ denied request gets 429 with Retry-After, and waiting that long succeeds. A PUT 
 is one JSON object sent as Content-Type: application/json (else 415).
 --rule gives a class of routes its own limit: ` + commands.RuleHelp + `.
 
+--limits FILE takes the limits from a policy file instead: rules by method, route
+and client tier, several limits per request checked in one atomic call, shadow
+limits that only count, identity by ip, api-key or a header (docs/policies.md;
+validate it with ratelab limits check FILE). SIGHUP reloads it without failing a
+request; an invalid file is logged and refused, and the one in force stays.
+--algorithm, --limit, --window, --burst and --rule are the shorthand for a file of
+one rule that matches every route.
+
 When Redis fails or a check exceeds --check-timeout, --on-redis-error decides: open
 serves the request unlimited, closed answers 503. The outage is logged once and counted
 in /metrics; the server recovers by itself when Redis is back. SIGINT or SIGTERM stops
@@ -66,6 +74,9 @@ the redis:// address it logs.`,
   # behind a proxy on 10.0.0.0/8, a local cache tier, fail closed, JSON logs
   ratelab serve --trusted-proxies 10.0.0.0/8 --local-cache-ttl 2s --on-redis-error closed --log-format json
 
+  # limits per route and tier from a policy file; kill -HUP reloads it
+  ratelab serve --redis redis://127.0.0.1:6379 --limits limits.yaml
+
   # two nodes of one service
   ratelab serve --redis redis://127.0.0.1:6379 --addr 127.0.0.1:8080 &
   ratelab serve --redis redis://127.0.0.1:6379 --addr 127.0.0.1:8081 &` + "\n" + exitStatusHelp,
@@ -83,6 +94,13 @@ the redis:// address it logs.`,
 			var err error
 			if opts.TrustedProxies, err = productapi.ParseTrustedProxies(proxies); err != nil {
 				return commands.Usagef("--trusted-proxies: %v", err)
+			}
+			if opts.LimitsFile != "" {
+				for _, name := range []string{"algorithm", "limit", "window", "burst", "rule", "key-by", "ipv6-prefix"} {
+					if cmd.Flags().Changed(name) {
+						return commands.Usagef("--limits and --%s: the policy file says this; put it in the file, or drop --limits", name)
+					}
+				}
 			}
 			opts.Rules = nil
 			for _, r := range rules {
@@ -108,6 +126,7 @@ the redis:// address it logs.`,
 	f.Int64Var(&opts.Policy.Limit, "limit", commands.DefaultServeLimit, "limit L: requests per window per client")
 	f.DurationVar(&opts.Policy.Window, "window", commands.DefaultServeWindow, "window W")
 	f.Int64Var(&opts.Policy.Burst, "burst", 0, "burst B for token-bucket, leaky-bucket and gcra (0: the limit)")
+	f.StringVar(&opts.LimitsFile, "limits", "", "a policy file: limits per route and client tier (docs/policies.md); replaces --algorithm, --limit, --window, --burst, --rule, --key-by; SIGHUP reloads it")
 	f.StringArrayVar(&rules, "rule", nil, "a limit for one class of routes, repeatable: "+commands.RuleHelp)
 	f.StringVar(&opts.Store, "store", "redis", "where limiter state lives: redis (shared by every node) or local (per process)")
 	f.StringVar(&keyBy, "key-by", string(productapi.KeyByIP), "what identifies a client: ip or api-key (the X-API-Key header)")

@@ -172,6 +172,7 @@ func decodeKey(key string, parsed algorithms.Key, raw rawKey) (report.InspectKey
 	k := report.InspectKey{
 		Key: key, Kind: parsed.Kind, Type: raw.typ, TTLMillis: raw.ttl, TimeMicros: raw.now,
 		Algorithm: parsed.Algorithm, Identity: parsed.Identity, ProductID: parsed.ProductID,
+		Rule: parsed.Rule, Limit: parsed.Limit,
 	}
 	switch parsed.Kind {
 	case algorithms.KindLock, algorithms.KindHealth:

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/cache"
+	"github.com/ratelab/ratelab/internal/policy"
 	"github.com/ratelab/ratelab/internal/productapi"
 	"github.com/ratelab/ratelab/internal/redisconn"
 )
@@ -85,6 +86,13 @@ type ServeOptions struct {
 	// limiter of --store local (0: algorithms.DefaultMaxIdentities).
 	MaxDelay           time.Duration
 	LocalMaxIdentities int
+	// LimitsFile is a policy file (--limits) whose rules replace Algorithm, Policy,
+	// Rules and KeyBy; SIGHUP reloads it.
+	LimitsFile string
+	// Reload, when set, reloads LimitsFile on each value instead of on SIGHUP, and
+	// Reloaded is told the outcome of each reload (tests).
+	Reload   <-chan struct{} `json:"-"`
+	Reloaded func(error)     `json:"-"`
 }
 
 // RouteRule is a limiter for one class of routes: --rule write=5/1s,algorithm=gcra.
@@ -156,6 +164,9 @@ func (o *ServeOptions) Validate() error {
 	}
 	if err := o.Policy.Validate(); err != nil {
 		return Usagef("--limit/--window/--burst: %v", err)
+	}
+	if o.LimitsFile != "" && o.Store == productapi.StoreLocal {
+		return Usagef("--limits keeps every limit in Redis; drop --store local")
 	}
 	if o.Store != productapi.StoreRedis && o.Store != productapi.StoreLocal {
 		return Usagef("--store %q: choose %q (one limit shared through Redis) or %q (a limiter per process)", o.Store, productapi.StoreRedis, productapi.StoreLocal)
@@ -269,6 +280,13 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 			return err
 		}
 	}
+	var file *policy.Policy
+	if opts.LimitsFile != "" {
+		if file, apiKeys, err = loadServeLimits(opts, ios); err != nil {
+			return err
+		}
+		limits.File = file
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	node, err := productapi.NewNode(ctx, productapi.NodeConfig{
@@ -301,10 +319,21 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 			return fmt.Errorf("serve: cannot listen on %s (%w); stop what uses it or choose another --addr", opts.Addr, err)
 		}
 	}
-	attrs := []any{"addr", "http://" + ln.Addr().String(), "redis", conn.Backend,
-		"algorithm", opts.Algorithm, "policy", opts.Policy.Describe(), "store", opts.Store, "key_by", opts.KeyBy, "ipv6_prefix", cmp.Or(opts.IPv6Prefix, algorithms.DefaultIPv6Prefix),
-		"on_redis_error", opts.OnRedisError, "backend_delay", opts.BackendDelay, "cache_ttl", opts.CacheTTL,
-		"local_cache_ttl", opts.LocalCacheTTL}
+	attrs := []any{"addr", "http://" + ln.Addr().String(), "redis", conn.Backend}
+	if file != nil {
+		attrs = append(attrs, limitsAttrs(opts, file)...)
+		rctx, stopReloads := context.WithCancel(ctx)
+		defer stopReloads()
+		reload := opts.Reload
+		if reload == nil {
+			reload = hangups(rctx)
+		}
+		go reloadLimits(rctx, opts, reload, node.Policies(), log)
+	} else {
+		attrs = append(attrs, "algorithm", opts.Algorithm, "policy", opts.Policy.Describe(), "store", opts.Store, "key_by", opts.KeyBy, "ipv6_prefix", cmp.Or(opts.IPv6Prefix, algorithms.DefaultIPv6Prefix))
+	}
+	attrs = append(attrs, "on_redis_error", opts.OnRedisError, "backend_delay", opts.BackendDelay, "cache_ttl", opts.CacheTTL,
+		"local_cache_ttl", opts.LocalCacheTTL)
 	for _, r := range opts.Rules {
 		attrs = append(attrs, "rule_"+string(r.Class), r.Algorithm+" "+r.Policy.Describe())
 	}

@@ -34,6 +34,10 @@ func (a *API) limiterFor(c Class) (algorithms.Limiter, string) {
 // limited puts the rate limiter in front of next.
 func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.Policies != nil {
+			a.policyLimited(a.cfg.Policies.cur.Load(), route, w, r, next)
+			return
+		}
 		lim, policyName := a.limiterFor(class)
 		if lim == nil {
 			a.metrics.requests.WithLabelValues(route, decisionUnlimited, "none").Inc()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/cache"
+	"github.com/ratelab/ratelab/internal/policy"
 )
 
 // The stores of a node's limiters: where limiter state lives.
@@ -44,6 +45,12 @@ type Limits struct {
 	// MaxIdentities bounds the identities each in-memory limiter (StoreLocal) holds;
 	// 0 means algorithms.DefaultMaxIdentities.
 	MaxIdentities int
+	// File, when set, is a policy file whose rules decide every product route in
+	// place of Default and Rules (StoreRedis only); see Node.Policies for reloads.
+	File *policy.Policy
+	// Now, when set, is the clock of the policy file's limiters (tests and virtual
+	// clocks); nil means the Redis server's TIME.
+	Now func() time.Time
 }
 
 // options are the limiter options of these limits.
@@ -62,6 +69,13 @@ func (l Limits) options() []algorithms.Option {
 // before it is served: its whole queue draining, or the max delay when that is shorter.
 func (l Limits) longestDelay() time.Duration {
 	var d time.Duration
+	if l.File != nil {
+		// A reload may bring a leaky bucket at any time: allow for the longest delay.
+		d = algorithms.MaxDelayCap
+		if l.MaxDelay > 0 {
+			d = l.MaxDelay
+		}
+	}
 	for _, r := range append([]Rule{l.Default}, mapValues(l.Rules)...) {
 		if r.Algorithm == algorithms.LeakyBucket && r.Policy.Limit > 0 {
 			drain := time.Duration(float64(r.Policy.Window) * float64(r.Policy.EffectiveBurst()) / float64(r.Policy.Limit))
@@ -146,6 +160,10 @@ type Node struct {
 	evictions func() int64
 }
 
+// Policies are the node's policy file and its limiters (nil without Limits.File):
+// Reload puts a new file in force.
+func (n *Node) Policies() *Policies { return n.API.cfg.Policies }
+
 // LocalEvictions counts the identities the node's in-memory limiters forgot to stay
 // within their bound (0 with Redis limiters).
 func (n *Node) LocalEvictions() int64 {
@@ -176,6 +194,16 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 			}
 			api.Rules[c] = l
 		}
+	}
+	if cfg.Limits.File != nil {
+		if cfg.Limits.Store == StoreLocal {
+			return nil, errors.New("productapi: a policy file's limits live in Redis; drop the local store")
+		}
+		ps, err := newPolicies(cfg.Redis, cfg.Keys, api, cfg.Limits)
+		if err != nil {
+			return nil, err
+		}
+		api.Policies = ps
 	}
 	if len(locals) > 0 {
 		api.LocalEvictions = func() int64 {

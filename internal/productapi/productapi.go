@@ -107,6 +107,9 @@ type Config struct {
 	// Rules are limiters for one class of routes, in place of Limiter (e.g. writes
 	// stricter than reads). Two limiters of the same algorithm and policy share state.
 	Rules map[Class]algorithms.Limiter
+	// Policies, when set, decide every product route by a policy file in place of
+	// Limiter and Rules (NewNode sets it from Limits.File).
+	Policies *Policies
 	// KeyBy says what identifies a client; empty means KeyByIP.
 	KeyBy KeyBy
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed (see ClientIP).
@@ -160,6 +163,9 @@ type API struct {
 	ident   Identifier
 	slots   slots
 	outage  *outage
+
+	// policyMetrics count a policy file's decisions (with Config.Policies).
+	policyMetrics *policyMetrics
 }
 
 // New builds an API from cfg and registers its metrics.
@@ -236,6 +242,11 @@ func New(cfg Config) (*API, error) {
 	a.metrics = newMetrics(cfg.Backend, stats, func() float64 { return float64(len(a.slots)) }, cfg.LocalEvictions)
 	a.outage.onStart = func() { a.metrics.outage.Set(1); a.metrics.outages.Inc() }
 	a.outage.onEnd = func() { a.metrics.outage.Set(0) }
+	if cfg.Policies != nil {
+		var more []prometheus.Collector
+		a.policyMetrics, more = newPolicyMetrics(cfg.Policies)
+		a.metrics.all = append(a.metrics.all, more...)
+	}
 	for i, c := range a.metrics.all {
 		if err := a.reg.Register(c); err != nil {
 			for _, done := range a.metrics.all[:i] {

@@ -37,6 +37,10 @@ type InspectKey struct {
 	Algorithm string `json:"algorithm,omitempty"`
 	Policy    string `json:"policy,omitempty"`
 	Identity  string `json:"identity,omitempty"`
+	// Rule and Limit name the policy file's rule and limit of a limiter key that a
+	// combined check wrote (serve --limits); empty otherwise.
+	Rule  string `json:"rule,omitempty"`
+	Limit string `json:"limit,omitempty"`
 	// Hash and ZSet are the raw content of a limiter key.
 	Hash map[string]string    `json:"hash,omitempty"`
 	ZSet []algorithms.ZMember `json:"zset,omitempty"`
@@ -192,6 +196,9 @@ func DescribeKey(k InspectKey) string {
 		return "a serve node's health probe, gone in " + inspectTTL(k.TTLMillis)
 	case k.State == nil:
 		return "no state"
+	}
+	if k.Rule != "" {
+		return "limit " + k.Limit + " of rule " + k.Rule + ": " + DescribeState(*k.State, k.Identity)
 	}
 	return DescribeState(*k.State, k.Identity)
 }
