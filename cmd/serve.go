@@ -47,7 +47,9 @@ is one JSON object sent as Content-Type: application/json (else 415).
 --rule gives a class of routes its own limit: ` + commands.RuleHelp + `.
 
 When Redis fails or a check exceeds --check-timeout, --on-redis-error decides: open
-serves the request unlimited, closed answers 503. The outage is logged once and counted
+serves the request unlimited, closed answers 503, local limits it with this node's own
+in-memory limiter at its share of the limit (ceil(L/N) with --local-share N, the nodes
+that share the limit) until Redis answers again. The outage is logged once and counted
 in /metrics; the server recovers by itself when Redis is back. SIGINT or SIGTERM stops
 accepting, finishes in-flight requests (--shutdown-timeout) and closes Redis.
 
@@ -116,7 +118,8 @@ the redis:// address it logs.`,
 	f.StringVar(&opts.APIKeySecret, "api-key-secret", "", commands.APIKeySecretHelp)
 	f.StringSliceVar(&proxies, "trusted-proxies", nil, "CIDRs of proxies whose X-Forwarded-For is believed, e.g. 10.0.0.0/8,::1")
 	f.DurationVar(&opts.CheckTimeout, "check-timeout", commands.DefaultServeCheckTimeout, "time budget of one rate-limit check")
-	f.StringVar(&onError, "on-redis-error", string(productapi.FailOpen), "when a check fails or times out: open (serve) or closed (503)")
+	f.StringVar(&onError, "on-redis-error", string(productapi.FailOpen), "when a check fails or times out: open (serve), closed (503) or local (this node's in-memory limiter at its share)")
+	f.IntVar(&opts.LocalShare, "local-share", 1, "with --on-redis-error local: how many nodes share the limit; each enforces ceil(limit/N) on its own while Redis fails")
 	f.StringVar(&opts.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", commands.DefaultShutdownTimeout, "how long in-flight requests may finish after SIGINT/SIGTERM; then the rest are closed")

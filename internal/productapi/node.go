@@ -44,6 +44,24 @@ type Limits struct {
 	// MaxIdentities bounds the identities each in-memory limiter (StoreLocal) holds;
 	// 0 means algorithms.DefaultMaxIdentities.
 	MaxIdentities int
+	// Share is how many nodes share the limit: with fail mode local, each node's
+	// in-memory limiter enforces SharePolicy(policy, Share) while Redis fails; 0 means 1.
+	Share int
+}
+
+// SharePolicy is one node's share of p among n nodes: ceil(L/n) per window, and a
+// burst of ceil(B/n) when p sets one, so that n nodes together admit at most what p
+// does (rounded up, at most n−1 more).
+func SharePolicy(p algorithms.Policy, n int) algorithms.Policy {
+	if n <= 1 {
+		return p
+	}
+	ceilDiv := func(a int64) int64 { return (a + int64(n) - 1) / int64(n) }
+	p.Limit = ceilDiv(p.Limit)
+	if p.Burst > 0 {
+		p.Burst = ceilDiv(p.Burst)
+	}
+	return p
 }
 
 // options are the limiter options of these limits.
@@ -120,8 +138,11 @@ type NodeConfig struct {
 	// Redis holds the shared limiters and the cache; Keys names their keys; Where names
 	// the Redis in error messages.
 	Redis redis.UniversalClient
-	Keys  algorithms.Keyspace
-	Where string
+	// LimiterRedis, when set, is the client of the shared limiters instead of Redis
+	// (hammer's fault proxy stands between it and Redis; the cache keeps Redis).
+	LimiterRedis redis.UniversalClient
+	Keys         algorithms.Keyspace
+	Where        string
 	// Limits are the node's limiters; a zero Default.Algorithm means no limit.
 	Limits Limits
 	// WrapLimiter, when set, wraps every limiter the node builds (hammer records
@@ -166,6 +187,9 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 			return nil, err
 		}
 		api.Limiter = l
+		if api.Local, err = cfg.fallback(cfg.Limits.Default); err != nil {
+			return nil, err
+		}
 	}
 	if len(cfg.Limits.Rules) > 0 {
 		api.Rules = map[Class]algorithms.Limiter{}
@@ -175,6 +199,16 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 				return nil, fmt.Errorf("rule %s: %w", c, err)
 			}
 			api.Rules[c] = l
+			local, err := cfg.fallback(r)
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: %w", c, err)
+			}
+			if local != nil {
+				if api.LocalRules == nil {
+					api.LocalRules = map[Class]algorithms.Limiter{}
+				}
+				api.LocalRules[c] = local
+			}
 		}
 	}
 	if len(locals) > 0 {
@@ -223,10 +257,14 @@ func (cfg NodeConfig) limiter(r Rule, locals *[]*algorithms.Local) (algorithms.L
 			l = local
 		}
 	case StoreRedis, "":
-		if cfg.Redis == nil {
+		client := cfg.Redis
+		if cfg.LimiterRedis != nil {
+			client = cfg.LimiterRedis
+		}
+		if client == nil {
 			return nil, errors.New("productapi: a Redis limiter needs Redis")
 		}
-		l, err = algorithms.NewRedis(cfg.Redis, cfg.Keys, r.Algorithm, r.Policy, opts...)
+		l, err = algorithms.NewRedis(client, cfg.Keys, r.Algorithm, r.Policy, opts...)
 	default:
 		return nil, fmt.Errorf("productapi: store %q: choose %q or %q", cfg.Limits.Store, StoreRedis, StoreLocal)
 	}
@@ -237,6 +275,16 @@ func (cfg NodeConfig) limiter(r Rule, locals *[]*algorithms.Local) (algorithms.L
 		l = cfg.WrapLimiter(l)
 	}
 	return l, nil
+}
+
+// fallback is the in-memory limiter that decides for the Redis limiter of r while
+// Redis fails, with fail mode local: the same algorithm at the node's share of the
+// policy. Without fail mode local there is none.
+func (cfg NodeConfig) fallback(r Rule) (algorithms.Limiter, error) {
+	if cfg.API.OnLimiterError != FailLocal {
+		return nil, nil
+	}
+	return algorithms.NewLocal(r.Algorithm, SharePolicy(r.Policy, cfg.Limits.Share), nil, cfg.Limits.options()...)
 }
 
 // newServer is the node's HTTP server: every timeout set, so that no client holds a
