@@ -49,7 +49,6 @@ func Listen(network, upstream string) (*Proxy, error) {
 // Addr is the proxy's address (host:port): point the client there.
 func (p *Proxy) Addr() string { return p.addr }
 
-
 // Conns counts the connections the proxy forwards now.
 func (p *Proxy) Conns() int {
 	p.mu.Lock()

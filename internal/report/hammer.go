@@ -16,8 +16,10 @@ import (
 // Fields are only ever added within a version; a rename or a change of meaning makes a
 // new one. Version 2 added the run's provenance (version, command line, start time,
 // CPUs), validity, the interrupt's timing, a failed algorithm, status codes and the
-// error set, error ratios, and thresholds without data.
-const HammerSchemaVersion = 2
+// error set, error ratios, and thresholds without data. Version 3 added each
+// algorithm's fail_mode and fault (the fault lab, docs/faults.md) and the answers a
+// node's in-memory limiter decided (local).
+const HammerSchemaVersion = 3
 
 // Hammer is the report of one `ratelab hammer` run. Its JSON is the stable schema
 // documented in docs/report-schema.md.
@@ -133,7 +135,10 @@ type Cache struct {
 
 // Algorithm is one algorithm's run on the shared schedule.
 type Algorithm struct {
-	Name     string  `json:"name"`
+	Name string `json:"name"`
+	// FailMode is the fail mode of this row's run (open, closed, local) when
+	// --fail-modes compared them; empty otherwise.
+	FailMode string  `json:"fail_mode,omitempty"`
 	Limit    int64   `json:"limit"`
 	WindowMs float64 `json:"window_ms"`
 	Burst    int64   `json:"burst"`
@@ -151,6 +156,9 @@ type Algorithm struct {
 	// FailClosed counts 5xx answers that were fail-closed refusals (the check failed
 	// and the node refused); they are among Errors.
 	FailClosed int64 `json:"fail_closed"`
+	// Local counts the answers a node's in-memory limiter decided because its check
+	// failed (fail mode local), admitted or refused; absent when none.
+	Local int64 `json:"local,omitempty"`
 	// ErrorRatio is the requests without a usable answer (transport errors and 5xx
 	// answers that were not fail-closed refusals) over Sent.
 	ErrorRatio float64 `json:"error_ratio"`
@@ -183,6 +191,8 @@ type Algorithm struct {
 	Timeline            *Timeline       `json:"timeline,omitempty"`
 	Interrupted         bool            `json:"interrupted,omitempty"`
 	Checks              scenario.Checks `json:"checks"`
+	// Fault is what the injected fault did (--fault); absent without one.
+	Fault *Fault `json:"fault,omitempty"`
 }
 
 // CheckLatency is the time of the limiter call alone, in microseconds: the summary
