@@ -23,7 +23,7 @@ import (
 func faultOptions(redisURL string, faults []string, algs ...string) HammerOptions {
 	o := HammerOptions{
 		Global: Global{RedisURL: redisURL, Prefix: fmt.Sprintf("ratelabfault%d", time.Now().UnixNano())},
-		IPs:    10, RPS: 150, Duration: 2 * time.Second, Seed: 5,
+		IPs:    10, RPS: 120, Duration: 2 * time.Second, Seed: 5,
 		Algorithms: algs, Policy: algorithms.Policy{Limit: 5, Window: 200 * time.Millisecond},
 		Nodes: 2, Store: productapi.StoreRedis, Pattern: scenario.PatternNoisy, Products: 5,
 		Workers: 256, Output: "json", CheckTimeout: time.Second,

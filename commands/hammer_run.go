@@ -64,17 +64,19 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	}
 	var limiterRedis redis.UniversalClient
 	var trace *scenario.Trace
+	var wrapLocal func(algorithms.Limiter) algorithms.Limiter
 	if lab != nil {
 		limiterRedis = lab.via.Client
 		trace = scenario.NewTrace(ids, opts.Identity == scenario.IdentitySource)
+		wrapLocal = trace.WrapLocal
 	}
 	for i := range opts.Nodes {
 		node, err := productapi.NewNode(ctx, productapi.NodeConfig{
 			Redis: conn.Client, LimiterRedis: limiterRedis, Keys: keys, Where: conn.Backend,
 			Limits: productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: name, Policy: opts.Policy},
 				Share: opts.localShare()},
-			WrapLimiter: rec.Wrap,
-			Cache:       &cache.Options{LocalTTL: time.Second},
+			WrapLimiter: rec.Wrap, WrapLocal: wrapLocal,
+			Cache: &cache.Options{LocalTTL: time.Second},
 			API: productapi.Config{
 				Backend: backend, TrustedProxies: trusted, Registerer: prometheus.NewRegistry(),
 				OnLimiterError: spec.mode, CheckTimeout: opts.CheckTimeout, ProbeTimeout: opts.outageAfter(),

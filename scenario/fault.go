@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"sort"
@@ -65,7 +66,8 @@ func OutcomeOf(code int, outcome string) Outcome {
 
 // TraceEvent is one request as a node decided it.
 type TraceEvent struct {
-	// At is when the node decided it, from the run's start: when it began, plus the
+	// At is when the node decided it, from the run's start: the in-memory limiter's
+	// own time for a local decision (WrapLocal), else when the node began plus the
 	// check's time (a fail mode decides when the check has failed).
 	At time.Duration
 	// Identity indexes the run's identities.
@@ -111,6 +113,24 @@ func (t *Trace) Events() []TraceEvent {
 	return out
 }
 
+// localTimeKey is the request context's slot for a local decision's time.
+type localTimeKey struct{}
+
+// WrapLocal returns the in-memory limiter l (fail mode local) with each decision's
+// own time noted for the traced request it decides, so that the trace holds exactly
+// the times the limiter judged by, however late the node ran around it.
+func (t *Trace) WrapLocal(l algorithms.Limiter) algorithms.Limiter { return localTiming{l} }
+
+type localTiming struct{ algorithms.Limiter }
+
+func (l localTiming) Allow(ctx context.Context, identity string) (algorithms.Decision, error) {
+	d, err := l.Limiter.Allow(ctx, identity)
+	if slot, ok := ctx.Value(localTimeKey{}).(*int64); ok && err == nil {
+		*slot = d.TimeMicros
+	}
+	return d, err
+}
+
 // Wrap returns h with every answer of a run's identity traced.
 func (t *Trace) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -121,6 +141,8 @@ func (t *Trace) Wrap(h http.Handler) http.Handler {
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
+		var localAt int64
+		r = r.WithContext(context.WithValue(r.Context(), localTimeKey{}, &localAt))
 		h.ServeHTTP(sw, r)
 		took, outcome, _ := wire.ParseServerTiming(w.Header().Values(wire.HeaderServerTiming))
 		code := sw.code
@@ -130,8 +152,12 @@ func (t *Trace) Wrap(h http.Handler) http.Handler {
 		if r.Context().Err() != nil && sw.code == 0 {
 			return // the client left before an answer: not a decision
 		}
+		decided := at.Add(took)
+		if localAt != 0 {
+			decided = time.UnixMicro(localAt)
+		}
 		t.mu.Lock()
-		t.events = append(t.events, TraceEvent{At: at.Sub(t.start) + took, Identity: id, Outcome: OutcomeOf(code, outcome), Took: took})
+		t.events = append(t.events, TraceEvent{At: decided.Sub(t.start), Identity: id, Outcome: OutcomeOf(code, outcome), Took: took})
 		t.mu.Unlock()
 	})
 }

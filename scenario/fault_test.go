@@ -162,3 +162,32 @@ func TestTraceWrap(t *testing.T) {
 		t.Fatalf("traced %+v; want one fail-closed answer of identity 1 with a 3ms check, decided once it failed", got)
 	}
 }
+
+// TestTraceWrapLocal: a local decision is traced at the in-memory limiter's own time,
+// not at when the node got round to answering.
+func TestTraceWrapLocal(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	tr := NewTrace([]string{"10.0.0.1"}, false)
+	tr.Begin(start)
+	local, err := algorithms.NewLocal(algorithms.SlidingLog, algorithms.Policy{Limit: 1, Window: time.Second},
+		func() time.Time { return start.Add(123 * ms) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := tr.WrapLocal(local)
+	h := tr.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := lim.Allow(r.Context(), "10.0.0.1"); err != nil {
+			t.Error(err)
+		}
+		w.Header().Set(wire.HeaderServerTiming, wire.FormatServerTiming(50*ms, wire.CheckLocal))
+	}))
+	r := httptest.NewRequest("GET", "/products/1", nil)
+	r.Header.Set("X-Forwarded-For", "10.0.0.1")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	got := tr.Events()
+	// The limiter's time is in whole microseconds.
+	if len(got) != 1 || got[0].At > 123*ms || 123*ms-got[0].At >= time.Microsecond || got[0].Outcome != OutcomeLocalAllowed {
+		t.Fatalf("traced %+v; want one local admission at 123ms, the limiter's time", got)
+	}
+}

@@ -146,8 +146,10 @@ type NodeConfig struct {
 	// Limits are the node's limiters; a zero Default.Algorithm means no limit.
 	Limits Limits
 	// WrapLimiter, when set, wraps every limiter the node builds (hammer records
-	// each decision with it).
+	// each decision with it); WrapLocal wraps the in-memory limiters of fail mode
+	// local (hammer's fault trace notes their decisions' times).
 	WrapLimiter func(algorithms.Limiter) algorithms.Limiter
+	WrapLocal   func(algorithms.Limiter) algorithms.Limiter
 	// Cache, when set, gives the node a read-through cache in Redis with these
 	// options (Keys and Where are the node's); nil means every GET reads the backend.
 	Cache *cache.Options
@@ -284,7 +286,14 @@ func (cfg NodeConfig) fallback(r Rule) (algorithms.Limiter, error) {
 	if cfg.API.OnLimiterError != FailLocal {
 		return nil, nil
 	}
-	return algorithms.NewLocal(r.Algorithm, SharePolicy(r.Policy, cfg.Limits.Share), nil, cfg.Limits.options()...)
+	l, err := algorithms.NewLocal(r.Algorithm, SharePolicy(r.Policy, cfg.Limits.Share), nil, cfg.Limits.options()...)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.WrapLocal != nil {
+		return cfg.WrapLocal(l), nil
+	}
+	return l, nil
 }
 
 // newServer is the node's HTTP server: every timeout set, so that no client holds a

@@ -49,6 +49,9 @@ func hammerSections(h *Hammer) []hammerSection {
 		if a.FailOpen > 0 {
 			errs += fmt.Sprintf(" (+%d fail-open)", a.FailOpen)
 		}
+		if a.Local > 0 {
+			errs += fmt.Sprintf(" (+%d local)", a.Local)
+		}
 		through.rows = append(through.rows, []string{a.Label(), policy(a), count(a.Sent), count(a.Allowed), count(a.Denied), errs,
 			strconv.FormatFloat(a.AllowedPerSecond, 'f', 1, 64), count(a.PeakInWindow), count(a.PeakInTenthWindow),
 			count(a.ExpectedMaxInWindow), strconv.FormatFloat(a.BurstRatio, 'f', 2, 64)})
