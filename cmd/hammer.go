@@ -20,6 +20,9 @@ func newHammerCmd(ios commands.IO, g *commands.Global, run func(context.Context,
 	var limit, burst int64
 	var maxErrorRatio, maxLateRatio float64
 	var maxFailOpen int64
+	var faults, failModes []string
+	var onError string
+	var maxAbuse, maxGoodRefused float64
 	cmd := &cobra.Command{
 		Use:   "hammer",
 		Short: "Open-loop multi-IP load on in-process API nodes, and the algorithm comparison report",
@@ -57,7 +60,20 @@ named, and hammer exits 1.
 
 Patterns: mixed (default: steady traffic, one identity in ten bursting around every
 other window edge), steady, poisson, boundary (every identity bursts around edges),
-noisy (one identity sends three requests in five).`,
+noisy (one identity sends three requests in five).
+
+The fault lab (docs/faults.md): --fault injects a fault between the nodes' limiters
+and Redis, through a TCP proxy hammer puts in front of the embedded Redis or
+redis-server (a cluster is refused), at the same offset in every run:
+` + commands.FaultHelp + `.
+stall stops forwarding (connections stay open), latency adds ARG to every round trip,
+drop resets connections and refuses new ones, restart deletes this run's limiter keys
+(only those) and resets connections, script-flush runs SCRIPT FLUSH. --fail-modes
+open,closed,local runs every algorithm once per mode; local limits each node with an
+in-memory limiter at ceil(L/N) (--local-share N, default --nodes) while Redis fails.
+The report adds, per algorithm and mode, what got through over the limit and what was
+refused within it during the fault (judged by the exact sliding log of what was
+admitted), the checks' latency, the recovery and a timeline per 100 ms.`,
 		Example: `  # the first run: six algorithms, 50 clients, 1000 requests/s, embedded Redis
   ratelab hammer --ips 50 --rps 1000
 
@@ -76,6 +92,10 @@ noisy (one identity sends three requests in five).`,
   # X-Forwarded-For, and --limit/--window/--algorithms should say what they enforce
   ratelab serve --addr 127.0.0.1:8080 --trusted-proxies 127.0.0.0/8 --algorithm sliding-log --limit 100 --window 1s &
   ratelab hammer --target http://127.0.0.1:8080 --algorithms sliding-log --limit 100 --window 1s
+
+  # the fault lab: Redis stalls for 1s; what each fail mode lets through
+  ratelab hammer --redis redis://127.0.0.1:6379 --fault stall@1s+1s --fail-modes open,closed,local \
+    --algorithms sliding-log,gcra --pattern noisy --nodes 3
 
   # any service on loopback: its path, a token, each client its own source address
   # (127.x.y.z, so the service trusts no header), 429 or 403 for denied
@@ -102,6 +122,23 @@ noisy (one identity sends three requests in five).`,
 			if f.Changed("max-fail-open") {
 				opts.MaxFailOpen = &maxFailOpen
 			}
+			if f.Changed("max-abuse-ratio") {
+				opts.MaxAbuseRatio = &maxAbuse
+			}
+			if f.Changed("max-good-refused-ratio") {
+				opts.MaxGoodRefusedRatio = &maxGoodRefused
+			}
+			for _, s := range faults {
+				fault, err := commands.ParseFault(s)
+				if err != nil {
+					return commands.UsageError(err)
+				}
+				opts.Faults = append(opts.Faults, fault)
+			}
+			for _, m := range failModes {
+				opts.FailModes = append(opts.FailModes, productapi.FailMode(strings.TrimSpace(m)))
+			}
+			opts.OnRedisError = productapi.FailMode(onError)
 			opts.Version = version()
 			opts.CommandLine = commandLine(cmd)
 			if err := opts.Validate(); err != nil {
@@ -145,6 +182,14 @@ noisy (one identity sends three requests in five).`,
 	f.Float64Var(&maxErrorRatio, "max-error-ratio", 0, "exit 3 if an algorithm's transport errors and 5xx (not fail-closed refusals) over sent are above this (0..1; off unless given)")
 	f.Float64Var(&maxLateRatio, "max-late-ratio", 0, "exit 3 if an algorithm's late sends over sent are above this (0..1; off unless given)")
 	f.Int64Var(&maxFailOpen, "max-fail-open", 0, "exit 3 if an algorithm served more requests unchecked (fail open) than this (off unless given)")
+	f.StringArrayVar(&faults, "fault", nil, "inject a fault between the nodes' limiters and Redis in every run, repeatable: "+commands.FaultHelp)
+	f.StringSliceVar(&failModes, "fail-modes", nil, "run every algorithm once per fail mode, e.g. open,closed,local")
+	f.StringVar(&onError, "on-redis-error", string(productapi.FailOpen), "the nodes' fail mode without --fail-modes: open (serve), closed (503) or local (each node's in-memory limiter at its share)")
+	f.IntVar(&opts.LocalShare, "local-share", 0, "with fail mode local: how many nodes share the limit, each enforcing ceil(limit/N) (0: --nodes)")
+	f.DurationVar(&opts.OutageAfter, "outage-after", 0, "how long checks must fail, with no success between, before a node declares an outage and its fail mode decides (0: "+commands.DefaultFaultOutageAfter.String()+" with --fault, else "+productapi.DefaultProbeTimeout.String()+")")
+	f.Float64Var(&maxAbuse, "max-abuse-ratio", 0, "exit 3 if over-limit requests admitted over all over-limit requests during the fault are above this (0..1; off unless given)")
+	f.Float64Var(&maxGoodRefused, "max-good-refused-ratio", 0, "exit 3 if within-limit requests refused over all within-limit requests during the fault are above this (0..1; off unless given)")
+	f.DurationVar(&opts.MaxRecovery, "max-recovery", 0, "exit 3 if the limiter took longer than this after the fault's end to decide again (e.g. 100ms)")
 	f.BoolVar(&opts.RequireValid, "require-valid", false, "exit 3 if the run is not valid (late sends over 1%, pool ran out, shorter than two windows, failed checks)")
 	return cmd
 }

@@ -43,7 +43,7 @@ func TestHammerFlagsDefaults(t *testing.T) {
 		Algorithms: algorithms.Names(), Policy: algorithms.Policy{Limit: 10, Window: 500 * time.Millisecond},
 		Nodes: 1, Store: "redis", Pattern: "mixed", Products: 100, Workers: 512,
 		BackendDelay: 5 * time.Millisecond, CheckTimeout: 50 * time.Millisecond, Output: "table",
-		Version: version(), CommandLine: []string{"hammer"},
+		OnRedisError: "open", Version: version(), CommandLine: []string{"hammer"},
 	}
 	if !reflect.DeepEqual(*o, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *o, want)
@@ -73,7 +73,7 @@ func TestHammerFlagsParse(t *testing.T) {
 		Targets: []string{"http://127.0.0.1:8080", "http://[::1]:8081"}, Workers: 64, CheckTimeout: 2 * time.Second, Output: "json", OutFile: "r.json",
 		MaxBurstRatio: 1.1, MaxCheckP99: time.Millisecond, MinHitRatio: 0.9, MinAchievedRPS: 240,
 		MaxErrorRatio: ptr(0.0), MaxLateRatio: ptr(0.05), MaxFailOpen: ptr[int64](0), RequireValid: true,
-		Version: version(), CommandLine: o.CommandLine,
+		OnRedisError: "open", Version: version(), CommandLine: o.CommandLine,
 	}
 	if !reflect.DeepEqual(*o, want) {
 		t.Fatalf("parsed:\n got %+v\nwant %+v", *o, want)

@@ -55,7 +55,9 @@ request; an invalid file is logged and refused, and the one in force stays.
 one rule that matches every route.
 
 When Redis fails or a check exceeds --check-timeout, --on-redis-error decides: open
-serves the request unlimited, closed answers 503. The outage is logged once and counted
+serves the request unlimited, closed answers 503, local limits it with this node's own
+in-memory limiter at its share of the limit (ceil(L/N) with --local-share N, the nodes
+that share the limit) until Redis answers again. The outage is logged once and counted
 in /metrics; the server recovers by itself when Redis is back. SIGINT or SIGTERM stops
 accepting, finishes in-flight requests (--shutdown-timeout) and closes Redis.
 
@@ -101,6 +103,9 @@ the redis:// address it logs.`,
 						return commands.Usagef("--limits and --%s: the policy file says this; put it in the file, or drop --limits", name)
 					}
 				}
+				if onError == string(productapi.FailLocal) {
+					return commands.Usagef("--limits and --on-redis-error local: a policy file's limits have no in-memory fallback yet; use open or closed")
+				}
 			}
 			opts.Rules = nil
 			for _, r := range rules {
@@ -135,7 +140,8 @@ the redis:// address it logs.`,
 	f.StringVar(&opts.APIKeySecret, "api-key-secret", "", commands.APIKeySecretHelp)
 	f.StringSliceVar(&proxies, "trusted-proxies", nil, "CIDRs of proxies whose X-Forwarded-For is believed, e.g. 10.0.0.0/8,::1")
 	f.DurationVar(&opts.CheckTimeout, "check-timeout", commands.DefaultServeCheckTimeout, "time budget of one rate-limit check")
-	f.StringVar(&onError, "on-redis-error", string(productapi.FailOpen), "when a check fails or times out: open (serve) or closed (503)")
+	f.StringVar(&onError, "on-redis-error", string(productapi.FailOpen), "when a check fails or times out: open (serve), closed (503) or local (this node's in-memory limiter at its share)")
+	f.IntVar(&opts.LocalShare, "local-share", 1, "with --on-redis-error local: how many nodes share the limit; each enforces ceil(limit/N) on its own while Redis fails")
 	f.StringVar(&opts.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", commands.DefaultShutdownTimeout, "how long in-flight requests may finish after SIGINT/SIGTERM; then the rest are closed")

@@ -66,7 +66,7 @@ func TestServeFlags(t *testing.T) {
 		"--algorithm", "gcra", "--limit", "100", "--window", "1m", "--burst", "20",
 		"--rule", "write=5/1m", "--rule", "read=50/1s,algorithm=sliding-log",
 		"--store", "local", "--key-by", "api-key", "--api-key-secret", "0123456789abcdef0123", "--ipv6-prefix", "56", "--trusted-proxies", "10.0.0.0/8,::1", "--trusted-proxies", "192.168.1.7",
-		"--check-timeout", "20ms", "--on-redis-error", "closed", "--log-format", "json", "--log-level", "debug", "--shutdown-timeout", "3s")
+		"--check-timeout", "20ms", "--on-redis-error", "local", "--local-share", "3", "--log-format", "json", "--log-level", "debug", "--shutdown-timeout", "3s")
 	if err != nil || !called {
 		t.Fatalf("serve: %v", err)
 	}
@@ -90,7 +90,8 @@ func TestServeFlags(t *testing.T) {
 		{"ipv6 prefix", o.IPv6Prefix, 56},
 		{"proxies", o.TrustedProxies, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("192.168.1.7/32")}},
 		{"check timeout", o.CheckTimeout, 20 * time.Millisecond},
-		{"on error", o.OnRedisError, productapi.FailClosed},
+		{"on error", o.OnRedisError, productapi.FailLocal},
+		{"local share", o.LocalShare, 3},
 		{"log format", o.LogFormat, "json"},
 		{"log level", o.LogLevel, "debug"},
 		{"shutdown", o.ShutdownTimeout, 3 * time.Second},

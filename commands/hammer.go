@@ -71,18 +71,27 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 		return err
 	}
 
+	var lab *faultLab
+	if len(opts.Faults) > 0 {
+		if lab, err = openFaultLab(conn); err != nil {
+			return err
+		}
+		defer lab.close()
+	}
+
 	names := opts.Algorithms
 	if len(opts.Targets) > 0 {
 		names = names[:1] // the targets enforce one policy of their own
 	}
+	specs := opts.runSpecs(names)
 	var bar *progressbar.ProgressBar
 	if ios.ErrIsTerminal && opts.Output != "json" {
 		// Each run starts on a window edge: with a long window the wait is a good part
 		// of the whole, and the estimate says so.
 		fmt.Fprintf(ios.ErrOut, "ratelab: %s of %s, each starting on a window edge (a wait of up to %s): at most %s\n",
-			plural(len(names), "run"), opts.Duration, opts.Policy.Window,
-			(time.Duration(len(names)) * (opts.Duration + opts.Policy.Window)).Round(time.Second))
-		bar = progressbar.NewOptions64(int64(len(sched.Arrivals))*int64(len(names)),
+			plural(len(specs), "run"), opts.Duration, opts.Policy.Window,
+			(time.Duration(len(specs)) * (opts.Duration + opts.Policy.Window)).Round(time.Second))
+		bar = progressbar.NewOptions64(int64(len(sched.Arrivals))*int64(len(specs)),
 			progressbar.OptionSetWriter(ios.ErrOut), progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30))
 	}
@@ -94,12 +103,13 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 
 	var runs []hammerRun
 	var failure error
-	for _, name := range names {
+	for _, spec := range specs {
+		name := spec.name
 		if ctx.Err() != nil {
 			break
 		}
 		if bar != nil {
-			bar.Describe(name)
+			bar.Describe(spec.label())
 		}
 		runtime.GC()
 		var run hammerRun
@@ -107,7 +117,7 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 			run, err = hammerTargets(ctx, opts, sched, ids, offset, bar)
 			h.TargetPolicies = run.policies
 		} else {
-			run, err = hammerNodes(ctx, opts, conn, name, sched, ids, offset, bar)
+			run, err = hammerNodes(ctx, opts, conn, lab, spec, sched, ids, offset, bar)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -117,8 +127,8 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 				return err
 			}
 			// Keep what finished: the report holds those runs and names the one that failed.
-			failure = fmt.Errorf("%s: %w", name, err)
-			h.Failed = &report.Failure{Algorithm: name, Error: err.Error()}
+			failure = fmt.Errorf("%s: %w", spec.label(), err)
+			h.Failed = &report.Failure{Algorithm: spec.label(), Error: err.Error()}
 			break
 		}
 		runs = append(runs, run)
@@ -169,6 +179,8 @@ type hammerHooks struct {
 	firstSend func(algorithm string)
 	// afterRun is called after each algorithm's run, before the next one starts.
 	afterRun func(algorithm string)
+	// fault is called when a --fault begins and when it ends, in each run.
+	fault func(faultEvent)
 }
 
 // watchInterrupt returns a function that tells when ctx ended and why: the signal and

@@ -101,6 +101,21 @@ type HammerOptions struct {
 	MaxErrorRatio *float64
 	MaxLateRatio  *float64
 	MaxFailOpen   *int64
+	// The fault lab (commands/hammer_fault.go, docs/faults.md): Faults are injected
+	// between the nodes' limiters and Redis in every run; each algorithm runs once per
+	// FailModes (else under OnRedisError, open when empty); LocalShare is how many
+	// nodes share the limit in fail mode local (0: Nodes); OutageAfter is how long
+	// checks fail before a node declares an outage (0: DefaultFaultOutageAfter with
+	// Faults, else productapi's default). The thresholds are checked against each
+	// row's fault; nil (0 for MaxRecovery) means not checked.
+	Faults              []Fault
+	FailModes           []productapi.FailMode
+	OnRedisError        productapi.FailMode
+	LocalShare          int
+	OutageAfter         time.Duration
+	MaxAbuseRatio       *float64
+	MaxGoodRefusedRatio *float64
+	MaxRecovery         time.Duration
 	// RequireValid makes a run whose figures are not valid (report.Hammer.Valid) a
 	// missed threshold.
 	RequireValid bool
@@ -176,6 +191,9 @@ func (o HammerOptions) Validate() error {
 		if _, err := scenario.CheckLoopbackURL(t); err != nil {
 			return Usagef("--target: %v", err)
 		}
+	}
+	if err := o.validateFaults(); err != nil {
+		return err
 	}
 	return o.validateRequests()
 }

@@ -40,6 +40,15 @@ type hammerRun struct {
 	policies []string
 	// answers are the status codes and transport errors the requests came back with.
 	answers scenario.Answers
+	// The fault lab (hammer_fault.go): failMode names the run's fail mode when modes
+	// were compared; faults were injected at faultSpans (from the run's start), and
+	// trace is every request as the nodes decided it, in a schedule of runEnd.
+	failMode   string
+	localShare int // the nodes sharing the limit, in fail mode local; 0 otherwise
+	faults     []Fault
+	faultSpans []scenario.FaultSpan
+	trace      []scenario.TraceEvent
+	runEnd     time.Duration
 }
 
 // maxValidLateRatio is the share of late sends over which a run is not valid: its
@@ -110,7 +119,9 @@ func invalidReasons(h *report.Hammer, runs []hammerRun) []string {
 		if r.res.Elapsed < 2*r.policy.Window {
 			short = append(short, fmt.Sprintf("%s %s", r.name, r.res.Elapsed.Round(time.Millisecond)))
 		}
-		failed += r.checks.Errors
+		if len(r.faults) == 0 {
+			failed += r.checks.Errors // with --fault, failed checks are what is measured
+		}
 	}
 	if len(short) > 0 {
 		out = append(out, fmt.Sprintf("shorter than two windows (2 × %s): %s; raise --duration",
@@ -157,6 +168,7 @@ func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow
 		},
 		Interrupted: r.res.Interrupted,
 		Checks:      r.checks,
+		FailMode:    r.failMode, Local: r.answers.Local, Fault: faultRow(r),
 	}
 	chartData(&a, r.decisions, r.checkLatency, r.res.E2E)
 	if r.res.Elapsed > 0 {
@@ -206,29 +218,30 @@ func thresholds(h *report.Hammer, opts HammerOptions) []report.Threshold {
 	for _, a := range h.Algorithms {
 		nothingSent := when(a.Sent == 0, "nothing was sent")
 		if opts.MaxBurstRatio > 0 {
-			check("max-burst-ratio", a.Name, opts.MaxBurstRatio, a.BurstRatio, a.BurstRatio <= opts.MaxBurstRatio,
+			check("max-burst-ratio", a.Label(), opts.MaxBurstRatio, a.BurstRatio, a.BurstRatio <= opts.MaxBurstRatio,
 				when(a.PeakInWindow == 0, "no request was admitted by the limiter"))
 		}
 		if opts.MaxCheckP99 > 0 {
 			limit := float64(opts.MaxCheckP99.Microseconds())
-			check("max-check-p99", a.Name, limit, float64(a.CheckLatencyUs.P99), float64(a.CheckLatencyUs.P99) <= limit,
+			check("max-check-p99", a.Label(), limit, float64(a.CheckLatencyUs.P99), float64(a.CheckLatencyUs.P99) <= limit,
 				when(a.CheckLatencyUs.Count == 0, "no limiter check was timed"))
 		}
 		if opts.MinAchievedRPS > 0 {
-			check("min-achieved-rps", a.Name, opts.MinAchievedRPS, round1(a.AchievedRPS), a.AchievedRPS >= opts.MinAchievedRPS, nothingSent)
+			check("min-achieved-rps", a.Label(), opts.MinAchievedRPS, round1(a.AchievedRPS), a.AchievedRPS >= opts.MinAchievedRPS, nothingSent)
 		}
 		if opts.MaxErrorRatio != nil {
-			check("max-error-ratio", a.Name, *opts.MaxErrorRatio, round1000(a.ErrorRatio), a.ErrorRatio <= *opts.MaxErrorRatio, nothingSent)
+			check("max-error-ratio", a.Label(), *opts.MaxErrorRatio, round1000(a.ErrorRatio), a.ErrorRatio <= *opts.MaxErrorRatio, nothingSent)
 		}
 		if opts.MaxLateRatio != nil {
-			check("max-late-ratio", a.Name, *opts.MaxLateRatio, round1000(a.LateSendRatio), a.LateSendRatio <= *opts.MaxLateRatio, nothingSent)
+			check("max-late-ratio", a.Label(), *opts.MaxLateRatio, round1000(a.LateSendRatio), a.LateSendRatio <= *opts.MaxLateRatio, nothingSent)
 		}
 		if opts.MaxFailOpen != nil {
 			checks := a.Checks.Allowed + a.Checks.Denied + a.Checks.Errors
-			check("max-fail-open", a.Name, float64(*opts.MaxFailOpen), float64(a.FailOpen), a.FailOpen <= *opts.MaxFailOpen,
+			check("max-fail-open", a.Label(), float64(*opts.MaxFailOpen), float64(a.FailOpen), a.FailOpen <= *opts.MaxFailOpen,
 				when(checks == 0, "no limiter check was seen"))
 		}
 	}
+	faultThresholds(h, opts, check)
 	if opts.MinHitRatio > 0 {
 		check("min-hit-ratio", "cache", opts.MinHitRatio, round1000(h.Cache.HitRatio), h.Cache.HitRatio >= opts.MinHitRatio,
 			when(h.Cache.Hits+h.Cache.Misses == 0, "no cache reads"))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/ratelab/ratelab/algorithms"
@@ -40,9 +41,12 @@ func requestTimeout(p algorithms.Policy) time.Duration {
 // from which identities come in X-Forwarded-For.
 var loopbackProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
-// hammerNodes runs the schedule for one algorithm against opts.Nodes in-process nodes.
-func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, name string, sched *scenario.Schedule,
+// hammerNodes runs the schedule for one algorithm under one fail mode against
+// opts.Nodes in-process nodes; with a fault lab, their limiters reach Redis through
+// its proxy and the faults are injected on the run's schedule.
+func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, lab *faultLab, spec runSpec, sched *scenario.Schedule,
 	ids []string, offset time.Duration, bar *progressbar.ProgressBar) (hammerRun, error) {
+	name := spec.name
 	keys, err := algorithms.NewKeyspace(opts.Prefix)
 	if err != nil {
 		return hammerRun{}, UsageError(err)
@@ -59,15 +63,24 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	if opts.Identity == scenario.IdentitySource {
 		trusted = nil // the nodes take each connection's address as the client's
 	}
+	var limiterRedis redis.UniversalClient
+	var trace *scenario.Trace
+	var wrapLocal func(algorithms.Limiter) algorithms.Limiter
+	if lab != nil {
+		limiterRedis = lab.via.Client
+		trace = scenario.NewTrace(ids, opts.Identity == scenario.IdentitySource)
+		wrapLocal = trace.WrapLocal
+	}
 	for i := range opts.Nodes {
 		node, err := productapi.NewNode(ctx, productapi.NodeConfig{
-			Redis: conn.Client, Keys: keys, Where: conn.Backend,
-			Limits:      productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: name, Policy: opts.Policy}},
-			WrapLimiter: rec.Wrap,
-			Cache:       &cache.Options{LocalTTL: time.Second},
+			Redis: conn.Client, LimiterRedis: limiterRedis, Keys: keys, Where: conn.Backend,
+			Limits: productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: name, Policy: opts.Policy},
+				Share: opts.localShare()},
+			WrapLimiter: rec.Wrap, WrapLocal: wrapLocal,
+			Cache: &cache.Options{LocalTTL: time.Second},
 			API: productapi.Config{
 				Backend: backend, TrustedProxies: trusted, Registerer: prometheus.NewRegistry(),
-				OnLimiterError: productapi.FailOpen, CheckTimeout: opts.CheckTimeout,
+				OnLimiterError: spec.mode, CheckTimeout: opts.CheckTimeout, ProbeTimeout: opts.outageAfter(),
 				MaxChecksInFlight: conn.PoolSize(),
 			},
 		})
@@ -79,6 +92,9 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return hammerRun{}, fmt.Errorf("node %d: cannot listen on 127.0.0.1: %w", i+1, err)
+		}
+		if trace != nil {
+			node.Server.Handler = trace.Wrap(node.Server.Handler)
 		}
 		go func() { _ = node.Server.Serve(ln) }()
 		defer node.Server.Close()
@@ -105,9 +121,32 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	baseCalls := backend.Calls()
 
 	start, edge := scenario.AlignedStart(time.Now(), offset, opts.Policy.Window, startLead)
+	var faultsDone func() ([]scenario.FaultSpan, error)
+	if lab != nil {
+		trace.Begin(start)
+		notify := func(faultEvent) {}
+		if opts.hooks != nil && opts.hooks.fault != nil {
+			notify = func(ev faultEvent) {
+				ev.Algorithm, ev.Mode = name, spec.mode
+				opts.hooks.fault(ev)
+			}
+		}
+		faultsDone = lab.schedule(ctx, start, opts.Faults, forgetRun(conn, keys, name, opts.Policy, ids, opts.warmIdentityFor()), notify)
+	}
 	r, stop := runner(opts, name, sched, target, bar, start, rec)
 	res := r.Run(ctx, start)
 	stop()
+	var faultSpans []scenario.FaultSpan
+	if faultsDone != nil {
+		spans, err := faultsDone()
+		if herr := lab.proxy.Heal(); err == nil {
+			err = herr
+		}
+		if err != nil {
+			return hammerRun{}, err
+		}
+		faultSpans = spans
+	}
 	now := make([]cache.Stats, len(nodes))
 	for i, n := range nodes {
 		now[i] = n.CacheStats()
@@ -120,6 +159,16 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		bound:     algorithms.ExpectedMaxInWindow(name, opts.Policy),
 		cache:     nodeCache(now, base, backend.Calls()-baseCalls),
 		answers:   target.Answers(),
+		faults:    opts.Faults, faultSpans: faultSpans, runEnd: opts.Duration,
+	}
+	if spec.compared {
+		run.failMode = string(spec.mode)
+	}
+	if spec.mode == productapi.FailLocal {
+		run.localShare = opts.localShare()
+	}
+	if trace != nil {
+		run.trace = trace.Events()
 	}
 	if opts.Store == productapi.StoreLocal {
 		run.bound *= int64(opts.Nodes)

@@ -36,6 +36,8 @@ const (
 	DefaultShutdownTimeout   = 10 * time.Second
 	// MaxLocalIdentities bounds --local-max-identities.
 	MaxLocalIdentities = 10_000_000
+	// MaxLocalShare bounds --local-share.
+	MaxLocalShare = 1024
 )
 
 // ServeOptions is everything ratelab serve is told.
@@ -71,6 +73,9 @@ type ServeOptions struct {
 	// whose check failed.
 	CheckTimeout time.Duration
 	OnRedisError productapi.FailMode
+	// LocalShare is how many nodes share the limit: with OnRedisError local each node
+	// enforces ceil(L/LocalShare) on its own while Redis fails (0 means 1).
+	LocalShare int
 	// LogFormat is "text" or "json"; LogLevel is "debug", "info", "warn" or "error".
 	LogFormat string
 	LogLevel  string
@@ -190,6 +195,9 @@ func (o *ServeOptions) Validate() error {
 	if _, err := productapi.ParseFailMode(string(o.OnRedisError)); err != nil {
 		return Usagef("--%v", err)
 	}
+	if o.LocalShare < 0 || o.LocalShare > MaxLocalShare {
+		return Usagef("--local-share %d: choose between 1 and %d, the nodes that share the limit", o.LocalShare, MaxLocalShare)
+	}
 	if err := o.validateIdentity(); err != nil {
 		return err
 	}
@@ -266,7 +274,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 
 	limits := productapi.Limits{
 		Store: opts.Store, Default: productapi.Rule{Algorithm: opts.Algorithm, Policy: opts.Policy},
-		MaxDelay: opts.MaxDelay, MaxIdentities: opts.LocalMaxIdentities,
+		MaxDelay: opts.MaxDelay, MaxIdentities: opts.LocalMaxIdentities, Share: opts.LocalShare,
 	}
 	for _, r := range opts.Rules {
 		if limits.Rules == nil {

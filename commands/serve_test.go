@@ -218,6 +218,7 @@ func TestServeValidate(t *testing.T) {
 		{"zero check timeout", func(o *commands.ServeOptions) { o.CheckTimeout = 0 }, "--check-timeout 0"},
 		{"bad key-by", func(o *commands.ServeOptions) { o.KeyBy = "cookie" }, `--key-by "cookie"`},
 		{"bad fail mode", func(o *commands.ServeOptions) { o.OnRedisError = "maybe" }, `--on-redis-error "maybe"`},
+		{"negative local share", func(o *commands.ServeOptions) { o.LocalShare = -1 }, "--local-share -1"},
 		{"ipv6 prefix too short", func(o *commands.ServeOptions) { o.IPv6Prefix = 32 }, "--ipv6-prefix: invalid IPv6 prefix length: 32; choose 48 to 128"},
 		{"ipv6 prefix too long", func(o *commands.ServeOptions) { o.IPv6Prefix = 129 }, "choose 48 to 128"},
 		{"api key without a secret", func(o *commands.ServeOptions) { o.KeyBy = productapi.KeyByAPIKey }, "--key-by api-key needs the secret"},

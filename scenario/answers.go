@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/ratelab/ratelab/internal/wire"
 )
 
 // Answers is what a target's requests came back with: how many answers of each HTTP
@@ -22,6 +24,9 @@ type Answers struct {
 	// FailOpen counts the answers a node served although its limiter check failed
 	// (its Server-Timing said so): admitted by the fail mode, unlimited.
 	FailOpen int64
+	// Local counts the answers (200 or 429) a node's own in-memory limiter decided
+	// because its limiter check failed (fail mode local).
+	Local int64
 	// Errors are the requests without an answer, by kind (see ErrorKind).
 	Errors map[string]ErrorCount
 }
@@ -77,6 +82,7 @@ func (a *Answers) add(b *Answers) {
 	}
 	a.FailClosed += b.FailClosed
 	a.FailOpen += b.FailOpen
+	a.Local += b.Local
 	for k, e := range b.Errors {
 		if a.Errors == nil {
 			a.Errors = make(map[string]ErrorCount)
@@ -91,16 +97,19 @@ func (a *Answers) add(b *Answers) {
 }
 
 // answered counts one answer: its status code, and whether a fail mode decided it
-// (checkFailed: the node's Server-Timing said its check failed). Each connection keeps its own Answers, written only by
-// whoever holds the connection, so the hot path takes no lock; HTTPTarget.Answers
-// merges them once the requests are over.
-func (a *Answers) answered(code int, st Status, checkFailed bool) {
+// (outcome is the node's Server-Timing outcome: wire.CheckError when its check failed
+// and open or closed decided, wire.CheckLocal when its in-memory limiter did). Each
+// connection keeps its own Answers, written only by whoever holds the connection, so
+// the hot path takes no lock; HTTPTarget.Answers merges them once the requests are over.
+func (a *Answers) answered(code int, st Status, outcome string) {
 	if a.Codes == nil {
 		a.Codes = make(map[int]int64, 4)
 	}
 	a.Codes[code]++
 	switch {
-	case !checkFailed:
+	case outcome == wire.CheckLocal:
+		a.Local++
+	case outcome != wire.CheckError:
 	case st == Allowed:
 		a.FailOpen++
 	case st == Failed && code >= 500:

@@ -88,7 +88,8 @@ func TestAnswersErrorKindsMostFrequentFirst(t *testing.T) {
 
 // TestAnswersFailModes: a node's Server-Timing tells a fail-open admission (200,
 // "error"), a fail-closed refusal (503, "error") and a 503 of the node's own making
-// ("overloaded", "timeout": the node failing, counted among server errors) apart.
+// ("overloaded", "timeout": the node failing, counted among server errors) apart, and
+// counts the answers a node's own limiter decided ("local": fail mode local).
 func TestAnswersFailModes(t *testing.T) {
 	t.Parallel()
 	var a Answers
@@ -97,8 +98,8 @@ func TestAnswersFailModes(t *testing.T) {
 		h := http.Header{}
 		h.Set(wire.HeaderServerTiming, wire.FormatServerTiming(time.Millisecond, desc))
 		resp := &http.Response{StatusCode: code, Header: h}
-		st, checkFailed := tg.decide(&node{}, resp, "10.0.0.1")
-		a.answered(code, st, checkFailed)
+		st, outcome := tg.decide(&node{}, resp, "10.0.0.1")
+		a.answered(code, st, outcome)
 	}
 	answer(200, wire.CheckAllowed)
 	answer(200, wire.CheckError)
@@ -106,7 +107,10 @@ func TestAnswersFailModes(t *testing.T) {
 	answer(503, wire.CheckError)
 	answer(503, wire.CheckOverloaded)
 	answer(503, wire.CheckTimeout)
-	if a.FailOpen != 1 || a.FailClosed != 1 || a.ServerErrors() != 2 {
-		t.Fatalf("fail-open %d, fail-closed %d, server errors %d; want 1, 1, 2", a.FailOpen, a.FailClosed, a.ServerErrors())
+	answer(200, wire.CheckLocal)
+	answer(429, wire.CheckLocal)
+	if a.FailOpen != 1 || a.FailClosed != 1 || a.ServerErrors() != 2 || a.Local != 2 {
+		t.Fatalf("fail-open %d, fail-closed %d, server errors %d, local %d; want 1, 1, 2, 2",
+			a.FailOpen, a.FailClosed, a.ServerErrors(), a.Local)
 	}
 }

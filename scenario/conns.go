@@ -247,8 +247,8 @@ func (cn *conn) read() {
 			jb.done(Failed)
 			cn.redial()
 		default:
-			st, checkFailed := cn.t.decide(cn.n, resp, jb.identity)
-			cn.answers.answered(resp.StatusCode, st, checkFailed)
+			st, outcome := cn.t.decide(cn.n, resp, jb.identity)
+			cn.answers.answered(resp.StatusCode, st, outcome)
 			jb.done(st)
 			if resp.Close {
 				cn.redial()

@@ -190,9 +190,10 @@ func (t *HTTPTarget) startOn(ctx context.Context, p *pool, product int32, identi
 // below 400 allowed, 429 denied, anything else failed) and, from a ratelab serve node, the Server-Timing header: the
 // check's latency, and whether the check failed (a 200 then is a fail-open admission,
 // a 503 a fail-closed refusal). It also counts the answer's X-Cache source, notes the
-// target's RateLimit-Policy, and records the decision. checkFailed reports that the
-// node's Server-Timing said its check failed (the fail mode decided).
-func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) (st Status, checkFailed bool) {
+// target's RateLimit-Policy, and records the decision. outcome is the node's
+// Server-Timing outcome ("" without one): wire.CheckError when its check failed and
+// the fail mode decided, wire.CheckLocal when its in-memory limiter did.
+func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) (st Status, outcome string) {
 	if t.policies[n.index].Load() == nil {
 		if p := resp.Header.Get(wire.HeaderRateLimitPolicy); p != "" {
 			t.policies[n.index].CompareAndSwap(nil, &p)
@@ -203,17 +204,17 @@ func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) (st S
 	}
 	took, outcome, timed := wire.ParseServerTiming(resp.Header.Values(wire.HeaderServerTiming))
 	var checkErr error
-	if timed && outcome == wire.CheckError {
+	if timed && (outcome == wire.CheckError || outcome == wire.CheckLocal) {
 		checkErr = ErrCheckFailed
 	}
 	status := t.classify(resp.StatusCode, resp.Header)
 	if status == Failed && checkErr == nil {
-		return Failed, false // not a decision: no check failed, the node failed
+		return Failed, outcome // not a decision: no check failed, the node failed
 	}
 	if t.Record != nil {
 		t.Record.Record(identity, time.Now().UnixMicro(), status == Allowed, took, checkErr)
 	}
-	return status, checkErr != nil
+	return status, outcome
 }
 
 func (t *HTTPTarget) countSource(src cache.Source) {

@@ -3,6 +3,7 @@ package productapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -17,18 +18,21 @@ const (
 	decisionDenied     = "denied"
 	decisionFailOpen   = "fail-open"
 	decisionFailClosed = "fail-closed"
-	decisionOverloaded = "overloaded" // no check slot or pool connection in time: 503
-	decisionTimeout    = "timeout"    // Redis did not answer in time, no outage declared: 503
+	decisionLocalAllow = "local-allowed" // the check failed; the node's in-memory limiter admitted
+	decisionLocalDeny  = "local-denied"  // the check failed; the node's in-memory limiter refused
+	decisionOverloaded = "overloaded"    // no check slot or pool connection in time: 503
+	decisionTimeout    = "timeout"       // Redis did not answer in time, no outage declared: 503
 	decisionUnlimited  = "unlimited"
 	decisionRejected   = "rejected" // the client could not be identified
 )
 
-// limiterFor is the limiter of a class of routes: its rule, else the default.
-func (a *API) limiterFor(c Class) (algorithms.Limiter, string) {
+// limiterFor is the limiter of a class of routes: its rule, else the default, with
+// the in-memory limiter that stands in for it with FailLocal.
+func (a *API) limiterFor(c Class) (lim, local algorithms.Limiter, name string) {
 	if l, ok := a.cfg.Rules[c]; ok && l != nil {
-		return l, string(c)
+		return l, a.cfg.LocalRules[c], string(c)
 	}
-	return a.cfg.Limiter, "default"
+	return a.cfg.Limiter, a.cfg.Local, "default"
 }
 
 // limited puts the rate limiter in front of next.
@@ -38,7 +42,7 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 			a.policyLimited(a.cfg.Policies.cur.Load(), route, w, r, next)
 			return
 		}
-		lim, policyName := a.limiterFor(class)
+		lim, local, policyName := a.limiterFor(class)
 		if lim == nil {
 			a.metrics.requests.WithLabelValues(route, decisionUnlimited, "none").Inc()
 			next(w, r)
@@ -67,7 +71,7 @@ func (a *API) limited(route string, class Class, next http.HandlerFunc) http.Han
 			if r.Context().Err() != nil {
 				return // the client is gone; not Redis's fault
 			}
-			a.limiterFailed(w, r, route, alg, took, err, next)
+			a.limiterFailed(w, r, failedCheck{route: route, alg: alg, policy: policyName, id: id, local: local, took: took, err: err}, next)
 			return
 		}
 		a.outage.succeeded()
@@ -126,7 +130,8 @@ type deniedBody struct {
 // node's own load, or one slow answer, is no evidence that Redis is failing, and a
 // fail-open node must not serve it unlimited while Redis is healthy, so it is a 503
 // with Retry-After. In a declared outage every failed check gets the fail mode.
-func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg string, took time.Duration, err error, next http.HandlerFunc) {
+func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, f failedCheck, next http.HandlerFunc) {
+	route, alg, took, err := f.route, f.alg, f.took, f.err
 	why := classify(err)
 	if why != failOverload {
 		a.metrics.limiterErrs.WithLabelValues(alg).Inc()
@@ -145,6 +150,10 @@ func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg s
 		writeError(w, http.StatusServiceUnavailable, "%s", msg)
 		return
 	}
+	if a.cfg.OnLimiterError == FailLocal && f.local != nil {
+		a.failLocal(w, r, f, next)
+		return
+	}
 	if a.cfg.OnLimiterError == FailClosed {
 		a.metrics.failModes.WithLabelValues(string(FailClosed)).Inc()
 		a.metrics.requests.WithLabelValues(route, decisionFailClosed, alg).Inc()
@@ -155,6 +164,64 @@ func (a *API) limiterFailed(w http.ResponseWriter, r *http.Request, route, alg s
 	a.metrics.failModes.WithLabelValues(string(FailOpen)).Inc()
 	a.metrics.requests.WithLabelValues(route, decisionFailOpen, alg).Inc()
 	next(w, r)
+}
+
+// failedCheck is a request whose limiter check failed: what limiterFailed needs to
+// decide it.
+type failedCheck struct {
+	route, alg, policy, id string
+	local                  algorithms.Limiter
+	took                   time.Duration
+	err                    error
+}
+
+// failLocal decides a request whose check failed with the node's in-memory limiter
+// (FailLocal): admitted or refused as that limiter says, at the node's share of the
+// limit, with the usual headers; Server-Timing says the local limiter decided.
+func (a *API) failLocal(w http.ResponseWriter, r *http.Request, f failedCheck, next http.HandlerFunc) {
+	a.metrics.failModes.WithLabelValues(string(FailLocal)).Inc()
+	d, err := f.local.Allow(r.Context(), f.id)
+	w.Header().Set(wire.HeaderServerTiming, wire.FormatServerTiming(f.took, wire.CheckLocal))
+	if err != nil {
+		// An in-memory limiter fails only for an identity it cannot hold: refuse, as
+		// closed would, rather than serve unlimited.
+		a.metrics.requests.WithLabelValues(f.route, decisionLocalDeny, f.alg).Inc()
+		w.Header().Set(wire.HeaderRetryAfter, "1")
+		writeError(w, http.StatusServiceUnavailable, "the rate limiter is unavailable and this node's own limiter failed too; retry later")
+		return
+	}
+	setRateLimitHeaders(w.Header(), f.policy, f.alg, f.local.Policy(), d)
+	if !d.Allowed {
+		a.metrics.requests.WithLabelValues(f.route, decisionLocalDeny, f.alg).Inc()
+		retry := ceilSeconds(d.RetryAfter)
+		w.Header().Set(wire.HeaderRetryAfter, strconv.FormatInt(retry, 10))
+		writeJSON(w, http.StatusTooManyRequests, deniedBody{
+			Error:             "rate limit exceeded (this node's share, while the shared limiter is unavailable); retry after " + strconv.FormatInt(retry, 10) + "s",
+			Status:            http.StatusTooManyRequests,
+			Algorithm:         f.alg,
+			Policy:            f.local.Policy().Describe(),
+			RetryAfterSeconds: retry,
+		})
+		return
+	}
+	a.metrics.requests.WithLabelValues(f.route, decisionLocalAllow, f.alg).Inc()
+	next(w, r)
+}
+
+// checkLocal checks that FailLocal has an in-memory limiter for every limiter.
+func (cfg Config) checkLocal() error {
+	if cfg.OnLimiterError != FailLocal {
+		return nil
+	}
+	if cfg.Limiter != nil && cfg.Local == nil {
+		return errors.New("productapi: fail mode local needs an in-memory limiter (Config.Local) beside the default limiter")
+	}
+	for c, l := range cfg.Rules {
+		if l != nil && cfg.LocalRules[c] == nil {
+			return fmt.Errorf("productapi: fail mode local needs an in-memory limiter (Config.LocalRules) for rule %s", c)
+		}
+	}
+	return nil
 }
 
 // setRateLimitHeaders writes the IETF draft headers (draft-ietf-httpapi-ratelimit-headers),

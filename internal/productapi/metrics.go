@@ -22,6 +22,7 @@ func newMetrics(backend *Backend, stats func() (local, redis, misses, waits int6
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ratelab_http_requests_total",
 			Help: "Requests to the Product API by route, rate-limit decision (allowed, denied, fail-open, fail-closed, " +
+				"local-allowed, local-denied: the check failed and the node's in-memory limiter decided; " +
 				"overloaded: 503, no check slot or pool connection in time; timeout: 503, Redis slow but no outage declared; " +
 				"unlimited, rejected) and algorithm.",
 		}, []string{"route", "decision", "algorithm"}),
@@ -36,7 +37,7 @@ func newMetrics(backend *Backend, stats func() (local, redis, misses, waits int6
 		}, []string{"algorithm"}),
 		failModes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ratelab_limiter_fail_total",
-			Help: "Requests decided by --on-redis-error after a failed check: mode open (served) or closed (503).",
+			Help: "Requests decided by --on-redis-error after a failed check: mode open (served), closed (503) or local (the node's in-memory limiter decided).",
 		}, []string{"mode"}),
 	}
 	m.outage = prometheus.NewGauge(prometheus.GaugeOpts{

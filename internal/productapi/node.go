@@ -51,6 +51,24 @@ type Limits struct {
 	// Now, when set, is the clock of the policy file's limiters (tests and virtual
 	// clocks); nil means the Redis server's TIME.
 	Now func() time.Time
+	// Share is how many nodes share the limit: with fail mode local, each node's
+	// in-memory limiter enforces SharePolicy(policy, Share) while Redis fails; 0 means 1.
+	Share int
+}
+
+// SharePolicy is one node's share of p among n nodes: ceil(L/n) per window, and a
+// burst of ceil(B/n) when p sets one, so that n nodes together admit at most what p
+// does (rounded up, at most n−1 more).
+func SharePolicy(p algorithms.Policy, n int) algorithms.Policy {
+	if n <= 1 {
+		return p
+	}
+	ceilDiv := func(a int64) int64 { return (a + int64(n) - 1) / int64(n) }
+	p.Limit = ceilDiv(p.Limit)
+	if p.Burst > 0 {
+		p.Burst = ceilDiv(p.Burst)
+	}
+	return p
 }
 
 // options are the limiter options of these limits.
@@ -134,13 +152,18 @@ type NodeConfig struct {
 	// Redis holds the shared limiters and the cache; Keys names their keys; Where names
 	// the Redis in error messages.
 	Redis redis.UniversalClient
-	Keys  algorithms.Keyspace
-	Where string
+	// LimiterRedis, when set, is the client of the shared limiters instead of Redis
+	// (hammer's fault proxy stands between it and Redis; the cache keeps Redis).
+	LimiterRedis redis.UniversalClient
+	Keys         algorithms.Keyspace
+	Where        string
 	// Limits are the node's limiters; a zero Default.Algorithm means no limit.
 	Limits Limits
 	// WrapLimiter, when set, wraps every limiter the node builds (hammer records
-	// each decision with it).
+	// each decision with it); WrapLocal wraps the in-memory limiters of fail mode
+	// local (hammer's fault trace notes their decisions' times).
 	WrapLimiter func(algorithms.Limiter) algorithms.Limiter
+	WrapLocal   func(algorithms.Limiter) algorithms.Limiter
 	// Cache, when set, gives the node a read-through cache in Redis with these
 	// options (Keys and Where are the node's); nil means every GET reads the backend.
 	Cache *cache.Options
@@ -184,6 +207,9 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 			return nil, err
 		}
 		api.Limiter = l
+		if api.Local, err = cfg.fallback(cfg.Limits.Default); err != nil {
+			return nil, err
+		}
 	}
 	if len(cfg.Limits.Rules) > 0 {
 		api.Rules = map[Class]algorithms.Limiter{}
@@ -193,11 +219,24 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 				return nil, fmt.Errorf("rule %s: %w", c, err)
 			}
 			api.Rules[c] = l
+			local, err := cfg.fallback(r)
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: %w", c, err)
+			}
+			if local != nil {
+				if api.LocalRules == nil {
+					api.LocalRules = map[Class]algorithms.Limiter{}
+				}
+				api.LocalRules[c] = local
+			}
 		}
 	}
 	if cfg.Limits.File != nil {
 		if cfg.Limits.Store == StoreLocal {
 			return nil, errors.New("productapi: a policy file's limits live in Redis; drop the local store")
+		}
+		if cfg.API.OnLimiterError == FailLocal {
+			return nil, errors.New("productapi: fail mode local has no in-memory limiter for a policy file's limits; use open or closed")
 		}
 		ps, err := newPolicies(cfg.Redis, cfg.Keys, api, cfg.Limits)
 		if err != nil {
@@ -251,10 +290,14 @@ func (cfg NodeConfig) limiter(r Rule, locals *[]*algorithms.Local) (algorithms.L
 			l = local
 		}
 	case StoreRedis, "":
-		if cfg.Redis == nil {
+		client := cfg.Redis
+		if cfg.LimiterRedis != nil {
+			client = cfg.LimiterRedis
+		}
+		if client == nil {
 			return nil, errors.New("productapi: a Redis limiter needs Redis")
 		}
-		l, err = algorithms.NewRedis(cfg.Redis, cfg.Keys, r.Algorithm, r.Policy, opts...)
+		l, err = algorithms.NewRedis(client, cfg.Keys, r.Algorithm, r.Policy, opts...)
 	default:
 		return nil, fmt.Errorf("productapi: store %q: choose %q or %q", cfg.Limits.Store, StoreRedis, StoreLocal)
 	}
@@ -263,6 +306,23 @@ func (cfg NodeConfig) limiter(r Rule, locals *[]*algorithms.Local) (algorithms.L
 	}
 	if cfg.WrapLimiter != nil {
 		l = cfg.WrapLimiter(l)
+	}
+	return l, nil
+}
+
+// fallback is the in-memory limiter that decides for the Redis limiter of r while
+// Redis fails, with fail mode local: the same algorithm at the node's share of the
+// policy. Without fail mode local there is none.
+func (cfg NodeConfig) fallback(r Rule) (algorithms.Limiter, error) {
+	if cfg.API.OnLimiterError != FailLocal {
+		return nil, nil
+	}
+	l, err := algorithms.NewLocal(r.Algorithm, SharePolicy(r.Policy, cfg.Limits.Share), nil, cfg.Limits.options()...)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.WrapLocal != nil {
+		return cfg.WrapLocal(l), nil
 	}
 	return l, nil
 }

@@ -222,7 +222,7 @@ func (a *API) policyLimited(set *policySet, route string, w http.ResponseWriter,
 			if r.Context().Err() != nil {
 				return
 			}
-			a.limiterFailed(w, r, route, policyAlgorithm, took, err, next)
+			a.limiterFailed(w, r, failedCheck{route: route, alg: policyAlgorithm, id: id, took: took, err: err}, next)
 			return
 		}
 		a.outage.succeeded()

@@ -70,15 +70,19 @@ const (
 	FailOpen FailMode = "open"
 	// FailClosed answers 503.
 	FailClosed FailMode = "closed"
+	// FailLocal decides with the node's own in-memory limiter (Config.Local), at its
+	// share of the limit, until Redis answers again: the insurance limiter.
+	FailLocal FailMode = "local"
 )
 
 // ParseFailMode checks an --on-redis-error value.
 func ParseFailMode(s string) (FailMode, error) {
 	switch m := FailMode(s); m {
-	case FailOpen, FailClosed:
+	case FailOpen, FailClosed, FailLocal:
 		return m, nil
 	}
-	return "", fmt.Errorf("on-redis-error %q: choose %q (serve unlimited) or %q (answer 503)", s, FailOpen, FailClosed)
+	return "", fmt.Errorf("on-redis-error %q: choose %q (serve unlimited), %q (answer 503) or %q (each node's in-memory limiter at its share of the limit)",
+		s, FailOpen, FailClosed, FailLocal)
 }
 
 // DefaultCheckTimeout is a limiter check's time budget when Config.CheckTimeout is 0.
@@ -124,6 +128,11 @@ type Config struct {
 	CheckTimeout time.Duration
 	// OnLimiterError decides requests whose check failed; empty means FailOpen.
 	OnLimiterError FailMode
+	// Local and LocalRules are the in-memory limiters that decide, with FailLocal,
+	// the requests whose check of Limiter or of Rules[c] failed (NewNode builds them
+	// at the node's share of each limit). FailLocal requires one per limiter.
+	Local      algorithms.Limiter
+	LocalRules map[Class]algorithms.Limiter
 	// MaxChecksInFlight bounds the limiter checks this node runs at once; 0 means
 	// redisconn.DefaultPoolSize. Give it the size of the limiter's Redis pool: a check
 	// over the bound waits for a slot (at most half its budget) instead of queueing for
@@ -184,6 +193,9 @@ func New(cfg Config) (*API, error) {
 	if _, err := ParseFailMode(string(cfg.OnLimiterError)); err != nil {
 		return nil, fmt.Errorf("productapi: %w", err)
 	}
+	if err := cfg.checkLocal(); err != nil {
+		return nil, err
+	}
 	for c := range cfg.Rules {
 		if _, err := ParseClass(string(c)); err != nil {
 			return nil, fmt.Errorf("productapi: rule: %w", err)
@@ -228,8 +240,11 @@ func New(cfg Config) (*API, error) {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	what := "serving requests unlimited (--on-redis-error open)"
-	if cfg.OnLimiterError == FailClosed {
+	switch cfg.OnLimiterError {
+	case FailClosed:
 		what = "answering 503 (--on-redis-error closed)"
+	case FailLocal:
+		what = "limiting with each node's in-memory limiter at its share (--on-redis-error local)"
 	}
 	a.outage = &outage{probe: cfg.Health, budget: cfg.ProbeTimeout, log: a.log, what: what}
 	var stats func() (int64, int64, int64, int64)

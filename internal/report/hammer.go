@@ -17,7 +17,9 @@ import (
 // new one. Version 2 added the run's provenance (version, command line, start time,
 // CPUs), validity, the interrupt's timing, a failed algorithm, status codes and the
 // error set, error ratios, and thresholds without data. Version 3 added each
-// algorithm's decisions per W/10 and latency distributions (the HTML report's charts).
+// algorithm's decisions per W/10 and latency distributions (the HTML report's charts),
+// each algorithm's fail_mode and fault (the fault lab, docs/faults.md) and the answers a
+// node's in-memory limiter decided (local).
 const HammerSchemaVersion = 3
 
 // Hammer is the report of one `ratelab hammer` run. Its JSON is the stable schema
@@ -134,7 +136,10 @@ type Cache struct {
 
 // Algorithm is one algorithm's run on the shared schedule.
 type Algorithm struct {
-	Name     string  `json:"name"`
+	Name string `json:"name"`
+	// FailMode is the fail mode of this row's run (open, closed, local) when
+	// --fail-modes compared them; empty otherwise.
+	FailMode string  `json:"fail_mode,omitempty"`
 	Limit    int64   `json:"limit"`
 	WindowMs float64 `json:"window_ms"`
 	Burst    int64   `json:"burst"`
@@ -152,6 +157,9 @@ type Algorithm struct {
 	// FailClosed counts 5xx answers that were fail-closed refusals (the check failed
 	// and the node refused); they are among Errors.
 	FailClosed int64 `json:"fail_closed"`
+	// Local counts the answers a node's in-memory limiter decided because its check
+	// failed (fail mode local), admitted or refused; absent when none.
+	Local int64 `json:"local,omitempty"`
 	// ErrorRatio is the requests without a usable answer (transport errors and 5xx
 	// answers that were not fail-closed refusals) over Sent.
 	ErrorRatio float64 `json:"error_ratio"`
@@ -189,6 +197,8 @@ type Algorithm struct {
 	Decisions        *Decisions            `json:"decisions,omitempty"`
 	CheckPercentiles []scenario.Percentile `json:"check_latency_percentiles,omitempty"`
 	E2EPercentiles   []scenario.Percentile `json:"e2e_latency_percentiles,omitempty"`
+	// Fault is what the injected fault did (--fault); absent without one.
+	Fault *Fault `json:"fault,omitempty"`
 }
 
 // CheckLatency is the time of the limiter call alone, in microseconds: the summary

@@ -49,7 +49,10 @@ func hammerSections(h *Hammer) []hammerSection {
 		if a.FailOpen > 0 {
 			errs += fmt.Sprintf(" (+%d fail-open)", a.FailOpen)
 		}
-		through.rows = append(through.rows, []string{a.Name, policy(a), count(a.Sent), count(a.Allowed), count(a.Denied), errs,
+		if a.Local > 0 {
+			errs += fmt.Sprintf(" (+%d local)", a.Local)
+		}
+		through.rows = append(through.rows, []string{a.Label(), policy(a), count(a.Sent), count(a.Allowed), count(a.Denied), errs,
 			strconv.FormatFloat(a.AllowedPerSecond, 'f', 1, 64), count(a.PeakInWindow), count(a.PeakInTenthWindow),
 			count(a.ExpectedMaxInWindow), strconv.FormatFloat(a.BurstRatio, 'f', 2, 64)})
 	}
@@ -61,7 +64,7 @@ func hammerSections(h *Hammer) []hammerSection {
 	latency := &grid{headers: []string{"algorithm", "check p50", "p90", "p99", "p99.9", "max", "e2e p50", "e2e p99", "e2e max"}, firstNumeric: 1}
 	for _, a := range h.Algorithms {
 		c, e := a.CheckLatencyUs, a.E2ELatencyUs
-		row := []string{a.Name, micros(c.P50), micros(c.P90), micros(c.P99), micros(c.P999), micros(c.Max),
+		row := []string{a.Label(), micros(c.P50), micros(c.P90), micros(c.P99), micros(c.P999), micros(c.Max),
 			micros(e.P50), micros(e.P99), micros(e.Max)}
 		if c.Count == 0 || a.CheckLatencyUnknown {
 			for i := 1; i <= 5; i++ {
@@ -91,6 +94,7 @@ func hammerSections(h *Hammer) []hammerSection {
 				strconv.FormatFloat(c.HitRatio, 'f', 3, 64), count(c.BackendCalls), count(c.FillLockWaits)}},
 		}})
 	}
+	sections = append(sections, faultSections(h)...)
 	if tl := timelineChart(h); tl != "" {
 		sections = append(sections, hammerSection{title: timelineHeading(h), chart: tl})
 	}
@@ -121,7 +125,7 @@ func statusCodeGrid(h *Hammer) *grid {
 	sort.Strings(codes)
 	g := &grid{headers: append(append([]string{"algorithm"}, codes...), "no answer", "error ratio"), firstNumeric: 1}
 	for _, a := range h.Algorithms {
-		row := []string{a.Name}
+		row := []string{a.Label()}
 		for _, code := range codes {
 			row = append(row, count(a.StatusCodes[code]))
 		}
@@ -140,7 +144,7 @@ func errorSetGrid(h *Hammer) *grid {
 	g := &grid{headers: []string{"algorithm", "kind", "count", "first message"}, firstNumeric: 2}
 	for _, a := range h.Algorithms {
 		for _, e := range a.ErrorSet {
-			g.rows = append(g.rows, []string{a.Name, e.Kind, count(e.Count), e.Example})
+			g.rows = append(g.rows, []string{a.Label(), e.Kind, count(e.Count), e.Example})
 		}
 	}
 	if len(g.rows) == 0 {

@@ -14,7 +14,7 @@ func timelineOf(h *Hammer) (first *Timeline, width int) {
 			if first == nil {
 				first = a.Timeline
 			}
-			width = max(width, len(a.Name))
+			width = max(width, len(a.Label()))
 		}
 	}
 	return first, width
@@ -59,7 +59,7 @@ func timelineChart(h *Hammer) string {
 		if tl == nil || len(tl.Counts) != len(first.Counts) {
 			continue
 		}
-		fmt.Fprintf(&b, "%-*s  ", width, a.Name)
+		fmt.Fprintf(&b, "%-*s  ", width, a.Label())
 		var before, after int64
 		for i, c := range tl.Counts {
 			if i == half {

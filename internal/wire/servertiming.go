@@ -24,6 +24,9 @@ const (
 	// CheckTimeout: one check got no answer in its budget, no outage was declared,
 	// and the node refused with a 503 of its own.
 	CheckTimeout = "timeout"
+	// CheckLocal: the check failed and the node's own in-memory limiter decided (fail
+	// mode local); the status says whether it admitted (200) or refused (429).
+	CheckLocal = "local"
 )
 
 // FormatServerTiming returns the Server-Timing value of a limiter check,
