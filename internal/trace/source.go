@@ -19,7 +19,7 @@ import (
 
 // raw is one request as a format's decoder reads it, before the client is identified.
 type raw struct {
-	time                               int64
+	time                                int64
 	addr, xff, key, method, route, tier string
 }
 
