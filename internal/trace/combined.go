@@ -93,15 +93,22 @@ func quoted(b []byte) (field, rest []byte, err error) {
 		return nil, b, errNoQuote
 	}
 	b = b[q+1:]
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+	for from := 0; ; {
+		i := bytes.IndexByte(b[from:], '"')
+		if i < 0 {
+			return nil, nil, errBadQuoting
+		}
+		i += from
+		// A quote after an odd number of backslashes is escaped (Apache's \").
+		n := 0
+		for n < i && b[i-1-n] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
 			return b[:i], b[i+1:], nil
 		}
+		from = i + 1
 	}
-	return nil, nil, errBadQuoting
 }
 
 // requestLine reads the method and the path (without its query) of "GET /a?b HTTP/1.1".

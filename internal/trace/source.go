@@ -46,18 +46,13 @@ type Reader struct {
 	stats   Stats
 	from    int64
 	to      int64
-	// held are requests waiting for those that may come before them: a heap by time,
-	// then by order in the trace.
-	held    []heldRequest
-	seq     int64
+	// held[head:] are requests waiting for those that may come before them, sorted
+	// by time, then by order in the trace.
+	held    []Request
+	head    int
 	lastOut int64
 	started bool
 	eof     bool
-}
-
-type heldRequest struct {
-	Request
-	seq int64
 }
 
 // Open opens the trace at path ("-" for in), gzipped or not (told by its content),
@@ -175,7 +170,7 @@ func (tr *Reader) BytesRead() int64 { return tr.counter.n }
 // that the reorder buffer could not put back in order is returned at the time of the
 // request before it, and counted in Stats.Reordered.
 func (tr *Reader) Next() (Request, error) {
-	for !tr.eof && len(tr.held) <= tr.opts.Reorder {
+	for !tr.eof && len(tr.held)-tr.head <= tr.opts.Reorder {
 		r, err := tr.read()
 		if err == io.EOF {
 			tr.eof = true
@@ -184,13 +179,12 @@ func (tr *Reader) Next() (Request, error) {
 		if err != nil {
 			return Request{}, err
 		}
-		tr.push(heldRequest{Request: r, seq: tr.seq})
-		tr.seq++
+		tr.push(r)
 	}
-	if len(tr.held) == 0 {
+	if len(tr.held) == tr.head {
 		return Request{}, io.EOF
 	}
-	r := tr.pop().Request
+	r := tr.pop()
 	if tr.started && r.Time < tr.lastOut {
 		r.Time = tr.lastOut
 		tr.stats.Reordered++
@@ -284,45 +278,29 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-func (tr *Reader) less(i, j int) bool {
-	a, b := tr.held[i], tr.held[j]
-	return a.Time < b.Time || (a.Time == b.Time && a.seq < b.seq)
-}
-
-func (tr *Reader) push(r heldRequest) {
+// push adds r to the held requests, kept sorted by time, and among equal times in
+// trace order: an insertion from the back, which for a log in order or nearly in
+// order moves nothing or little.
+func (tr *Reader) push(r Request) {
 	tr.held = append(tr.held, r)
-	for i := len(tr.held) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !tr.less(i, p) {
-			break
-		}
-		tr.held[i], tr.held[p] = tr.held[p], tr.held[i]
-		i = p
+	for i := len(tr.held) - 1; i > tr.head && tr.held[i-1].Time > tr.held[i].Time; i-- {
+		tr.held[i-1], tr.held[i] = tr.held[i], tr.held[i-1]
 	}
 }
 
-func (tr *Reader) pop() heldRequest {
-	h := tr.held
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h[last] = heldRequest{}
-	tr.held = h[:last]
-	for i := 0; ; {
-		l, small := 2*i+1, i
-		if l < last && tr.less(l, small) {
-			small = l
-		}
-		if r := l + 1; r < last && tr.less(r, small) {
-			small = r
-		}
-		if small == i {
-			break
-		}
-		tr.held[i], tr.held[small] = tr.held[small], tr.held[i]
-		i = small
+// pop removes and returns the earliest held request.
+func (tr *Reader) pop() Request {
+	r := tr.held[tr.head]
+	tr.held[tr.head] = Request{}
+	tr.head++
+	if tr.head == len(tr.held) {
+		tr.held, tr.head = tr.held[:0], 0
+	} else if tr.head >= 4096 && tr.head*2 >= len(tr.held) {
+		n := copy(tr.held, tr.held[tr.head:])
+		clear(tr.held[n:])
+		tr.held, tr.head = tr.held[:n], 0
 	}
-	return top
+	return r
 }
 
 // countingReader counts the bytes read through it.

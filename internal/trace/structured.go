@@ -4,13 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/valyala/fastjson"
 )
 
 // parseTime reads a JSON or CSV time: RFC 3339 (fractions allowed), the combined
@@ -41,7 +42,7 @@ type jsonDecoder struct {
 	lines  lineReader
 	fields Fields
 	times  timeCache
-	obj    map[string]json.RawMessage
+	parser fastjson.Parser
 }
 
 func (d *jsonDecoder) lineNumber() int64 { return d.lines.line }
@@ -58,26 +59,12 @@ func (d *jsonDecoder) next() (raw, error) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		clear(d.obj)
-		if d.obj == nil {
-			d.obj = map[string]json.RawMessage{}
+		v, err := d.parser.ParseBytes(line)
+		if err != nil {
+			return raw{}, &badLine{d.lines.line, "not JSON: " + truncate(err.Error(), 80)}
 		}
-		if err := json.Unmarshal(line, &d.obj); err != nil {
-			return raw{}, &badLine{d.lines.line, "not a JSON object: " + err.Error()}
-		}
-		get := func(name string) (string, error) {
-			v, ok := d.obj[name]
-			if !ok || string(v) == "null" {
-				return "", nil
-			}
-			if len(v) > 0 && v[0] == '"' {
-				var s string
-				if err := json.Unmarshal(v, &s); err != nil {
-					return "", err
-				}
-				return s, nil
-			}
-			return string(v), nil
+		if v.Type() != fastjson.TypeObject {
+			return raw{}, &badLine{d.lines.line, "not a JSON object"}
 		}
 		var r raw
 		var ts string
@@ -86,8 +73,12 @@ func (d *jsonDecoder) next() (raw, error) {
 			dst  *string
 		}{{d.fields.Time, &ts}, {d.fields.Client, &r.addr}, {d.fields.XFF, &r.xff}, {d.fields.Method, &r.method},
 			{d.fields.Route, &r.route}, {d.fields.Key, &r.key}, {d.fields.Tier, &r.tier}} {
-			if *f.dst, err = get(f.name); err != nil {
-				return raw{}, &badLine{d.lines.line, fmt.Sprintf("field %q: %v", f.name, err)}
+			switch fv := v.Get(f.name); {
+			case fv == nil || fv.Type() == fastjson.TypeNull:
+			case fv.Type() == fastjson.TypeString:
+				*f.dst = string(fv.GetStringBytes())
+			default:
+				*f.dst = fv.String()
 			}
 		}
 		if ts == "" {

@@ -365,3 +365,21 @@ func TestBadOptions(t *testing.T) {
 		t.Errorf("generate: %v", err)
 	}
 }
+
+func TestQuoted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, field, rest string }{
+		{` "a b" x`, "a b", " x"},
+		{` "a \"b\" c" x`, `a \"b\" c`, " x"},
+		{` "ends in a backslash \\" x`, `ends in a backslash \\`, " x"},
+		{` "nginx \x22q\x22"`, `nginx \x22q\x22`, ""},
+	} {
+		field, rest, err := quoted([]byte(tc.in))
+		if err != nil || string(field) != tc.field || string(rest) != tc.rest {
+			t.Errorf("quoted(%q) = %q, %q, %v; want %q, %q", tc.in, field, rest, err, tc.field, tc.rest)
+		}
+	}
+	if _, _, err := quoted([]byte(` "never closed \"`)); err != errBadQuoting {
+		t.Errorf("an unclosed field: %v", err)
+	}
+}
