@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -136,25 +137,23 @@ func simulateTrace(ctx context.Context, opts SimulateOptions, cfg simulate.Confi
 		}
 	}
 	var run simulation
-	for n := 0; ; n++ {
-		if n%progressEvery == 0 {
-			if bar != nil {
-				_ = bar.Set64(tr.BytesRead())
-			}
-			if ctx.Err() != nil {
-				run.interrupted = true
-				break
-			}
+	batches, stop := readBatches(tr)
+	defer stop()
+	for b := range batches {
+		if b.err != nil {
+			return simulation{}, fmt.Errorf("--trace %s: %w", opts.Trace, b.err)
 		}
-		req, err := tr.Next()
-		if err == io.EOF {
+		e.AddBatch(b.times, b.clients)
+		b.done()
+		if bar != nil {
+			_ = bar.Set64(tr.BytesRead())
+		}
+		if ctx.Err() != nil {
+			run.interrupted = true
 			break
 		}
-		if err != nil {
-			return simulation{}, fmt.Errorf("--trace %s: %w", opts.Trace, err)
-		}
-		e.Add(req.Time, req.Client)
 	}
+	stop()
 	if bar != nil {
 		_ = bar.Finish()
 	}
@@ -217,5 +216,66 @@ func buildSimulateReport(s *report.Simulate, run simulation, opts SimulateOption
 				BucketMs: float64(tl.BucketMicros) / 1000, Counts: tl.Counts}
 		}
 		s.Algorithms = append(s.Algorithms, a)
+	}
+}
+
+// traceBatch is requests of a trace, read ahead while the engine decides the ones
+// before: reading and deciding take a core each.
+type traceBatch struct {
+	times   []int64
+	clients []string
+	err     error
+	done    func()
+}
+
+// readBatches reads tr in batches of progressEvery requests on a goroutine of its
+// own, at most two batches ahead. stop ends it and waits for it; it may be called
+// more than once.
+func readBatches(tr *trace.Reader) (batches <-chan *traceBatch, stop func()) {
+	out := make(chan *traceBatch, 1)
+	free := make(chan *traceBatch, 3)
+	for range 3 {
+		free <- &traceBatch{times: make([]int64, 0, progressEvery), clients: make([]string, 0, progressEvery)}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(out)
+		for {
+			var b *traceBatch
+			select {
+			case b = <-free:
+			case <-quit:
+				return
+			}
+			b.times, b.clients, b.done = b.times[:0], b.clients[:0], func() { free <- b }
+			for len(b.times) < progressEvery {
+				req, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.err = err
+					break
+				}
+				b.times, b.clients = append(b.times, req.Time), append(b.clients, req.Client)
+			}
+			if len(b.times) == 0 && b.err == nil {
+				return
+			}
+			select {
+			case out <- b:
+			case <-quit:
+				return
+			}
+			if b.err != nil || len(b.times) < progressEvery {
+				return
+			}
+		}
+	})
+	var once sync.Once
+	return out, func() {
+		once.Do(func() { close(quit) })
+		wg.Wait()
 	}
 }

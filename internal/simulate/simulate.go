@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/scenario"
@@ -49,8 +51,11 @@ type Config struct {
 	// never less than a window.
 	Span int64
 	// OnDecision, when set, sees every decision: the lane (policies in order, then
-	// algorithms), the client, its node, and the decision.
+	// algorithms), the client, its node, and the decision. AddBatch then runs the
+	// lanes one after another.
 	OnDecision func(lane int, client int32, node int, d algorithms.Decision)
+	// Workers is how many goroutines AddBatch spreads the lanes over (0: GOMAXPROCS).
+	Workers int
 }
 
 // ErrConfig is wrapped by the errors of a Config that cannot run.
@@ -61,6 +66,9 @@ type Engine struct {
 	cfg   Config
 	lanes []*lane
 	ids   map[string]int32
+	// batch holds AddBatch's clients and nodes, reused.
+	batchIDs   []int32
+	batchNodes []int32
 	// per client, by index in order of first request
 	names    []string
 	requests []int64
@@ -154,6 +162,17 @@ func (e *Engine) Add(t int64, client string) { e.AddID(t, e.Intern(client)) }
 
 // AddID is Add for a client already interned.
 func (e *Engine) AddID(t int64, id int32) {
+	node := e.count(t, id)
+	for i, l := range e.lanes {
+		d := l.decide(t, id, node, id == e.follow)
+		if e.cfg.OnDecision != nil {
+			e.cfg.OnDecision(i, id, node, d)
+		}
+	}
+}
+
+// count counts a request of id at t and returns the node it goes to.
+func (e *Engine) count(t int64, id int32) int {
 	if e.sent == 0 {
 		e.first = t
 	}
@@ -168,12 +187,51 @@ func (e *Engine) AddID(t int64, id int32) {
 	}
 	e.sent++
 	e.requests[id]++
-	for i, l := range e.lanes {
-		d := l.decide(t, id, node, id == e.follow)
-		if e.cfg.OnDecision != nil {
-			e.cfg.OnDecision(i, id, node, d)
+	return node
+}
+
+// AddBatch decides the requests of clients at times (ascending, from the last
+// request's time on), in order, as Add one by one would: the same decisions, with
+// the lanes spread over Config.Workers goroutines, each lane in request order.
+func (e *Engine) AddBatch(times []int64, clients []string) {
+	if e.cfg.OnDecision != nil {
+		for i, t := range times {
+			e.Add(t, clients[i])
+		}
+		return
+	}
+	e.batchIDs, e.batchNodes = e.batchIDs[:0], e.batchNodes[:0]
+	for i, t := range times {
+		id := e.Intern(clients[i])
+		e.batchIDs = append(e.batchIDs, id)
+		e.batchNodes = append(e.batchNodes, int32(e.count(t, id)))
+	}
+	ids, nodes := e.batchIDs, e.batchNodes
+	run := func(l *lane) {
+		for i, t := range times {
+			l.decide(t, ids[i], int(nodes[i]), ids[i] == e.follow)
 		}
 	}
+	workers := e.cfg.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, len(e.lanes))
+	if workers <= 1 || len(times) < 256 {
+		for _, l := range e.lanes {
+			run(l)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(e.lanes); i += workers {
+				run(e.lanes[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (l *lane) decide(t int64, id int32, node int, follow bool) algorithms.Decision {

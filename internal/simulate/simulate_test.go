@@ -143,3 +143,31 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestAddBatchMatchesAdd: lanes spread over goroutines decide what one goroutine
+// deciding request by request decides, with round-robin nodes.
+func TestAddBatchMatchesAdd(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Algorithms: algorithms.Names(), Policies: []algorithms.Policy{{Limit: 4, Window: time.Second}, {Limit: 9, Window: 3 * time.Second, Burst: 2}},
+		Nodes: 2, Follow: "10.0.0.3"}
+	one, _ := New(cfg)
+	cfg.Workers = 3
+	batched, _ := New(cfg)
+	var times []int64
+	var clients []string
+	for i := range 20_000 {
+		ts := t0 + int64(i)*9_000
+		c := fmt.Sprintf("10.0.0.%d", i*7%11)
+		one.Add(ts, c)
+		times, clients = append(times, ts), append(clients, c)
+		if len(times) == 1000 {
+			batched.AddBatch(times, clients)
+			times, clients = times[:0], clients[:0]
+		}
+	}
+	batched.AddBatch(times, clients)
+	a, b := one.Result(5), batched.Result(5)
+	if fmt.Sprintf("%+v", a) != fmt.Sprintf("%+v", b) {
+		t.Errorf("batched result differs:\n%+v\n%+v", a, b)
+	}
+}

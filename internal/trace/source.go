@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/ratelab/ratelab/algorithms"
 )
@@ -158,13 +159,14 @@ func (tr *Reader) Close() error { return tr.closer.Close() }
 // Stats is what has been read so far.
 func (tr *Reader) Stats() Stats {
 	s := tr.stats
-	s.Bytes = tr.counter.n
+	s.Bytes = tr.counter.n.Load()
 	s.BadSamples = slices.Clone(s.BadSamples)
 	return s
 }
 
-// BytesRead is how many bytes of the file have been read so far (for a progress bar).
-func (tr *Reader) BytesRead() int64 { return tr.counter.n }
+// BytesRead is how many bytes of the file have been read so far (for a progress
+// bar); it is safe to call from any goroutine while another reads.
+func (tr *Reader) BytesRead() int64 { return tr.counter.n.Load() }
 
 // Next returns the next request in time order, or io.EOF after the last. A request
 // that the reorder buffer could not put back in order is returned at the time of the
@@ -306,12 +308,12 @@ func (tr *Reader) pop() Request {
 // countingReader counts the bytes read through it.
 type countingReader struct {
 	r io.Reader
-	n int64
+	n atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
