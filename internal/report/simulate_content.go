@@ -9,12 +9,19 @@ import (
 
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/ratelab/ratelab/algorithms"
 )
 
 // The content of the simulate report, shared by its table and markdown renderers.
 
+// simPolicy is the policy as serve's flags and the key names write it: 100/1m, 10/1s b20.
 func simPolicy(a SimulateAlgorithm) string {
-	return policy(Algorithm{Limit: a.Limit, WindowMs: a.WindowMs, Burst: a.Burst})
+	s := fmt.Sprintf("%d/%s", a.Limit, algorithms.FormatWindow(time.Duration(a.WindowMs*float64(time.Millisecond))))
+	if a.Burst != a.Limit && a.Burst != 0 {
+		s += fmt.Sprintf(" b%d", a.Burst)
+	}
+	return s
 }
 
 // simulateRunRows are what was simulated, a label and its text each.
