@@ -57,7 +57,10 @@ named, and hammer exits 1.
 
 Patterns: mixed (default: steady traffic, one identity in ten bursting around every
 other window edge), steady, poisson, boundary (every identity bursts around edges),
-noisy (one identity sends three requests in five).`,
+noisy (one identity sends three requests in five). --trace FILE replays a trace
+instead (an access log, JSON lines or CSV, as simulate reads it): its clients as the
+identities, its times divided by --speed, so a real Redis can be checked against what
+simulate predicted.`,
 		Example: `  # the first run: six algorithms, 50 clients, 1000 requests/s, embedded Redis
   ratelab hammer --ips 50 --rps 1000
 
@@ -143,6 +146,9 @@ noisy (one identity sends three requests in five).`,
 	f.Float64Var(&maxErrorRatio, "max-error-ratio", 0, "exit 3 if an algorithm's transport errors and 5xx (not fail-closed refusals) over sent are above this (0..1; off unless given)")
 	f.Float64Var(&maxLateRatio, "max-late-ratio", 0, "exit 3 if an algorithm's late sends over sent are above this (0..1; off unless given)")
 	f.Int64Var(&maxFailOpen, "max-fail-open", 0, "exit 3 if an algorithm served more requests unchecked (fail open) than this (off unless given)")
+	f.StringVar(&opts.Trace, "trace", "", "replay this trace (an access log, JSON lines or CSV, as simulate reads it; - for standard input) instead of --pattern")
+	f.Float64Var(&opts.Speed, "speed", 0, "with --trace: replay this many times faster (default 1; divide --window by it to keep the trace's decisions)")
+	f.StringVar(&opts.TraceOptions.Client, "client", "", "with --trace: what identifies a client: remote-addr (the default) or xff (the first X-Forwarded-For entry)")
 	f.BoolVar(&opts.RequireValid, "require-valid", false, "exit 3 if the run is not valid (late sends over 1%, pool ran out, shorter than two windows, failed checks)")
 	return cmd
 }

@@ -99,3 +99,13 @@ func TestSimulateEndToEnd(t *testing.T) {
 		t.Errorf("export --format xml: exit %d", code)
 	}
 }
+
+func TestHammerTraceFlags(t *testing.T) {
+	o, code := parseHammer(t, "--trace", "access.log", "--speed", "60", "--client", "xff", "--window", "1s")
+	if code != commands.ExitOK || o.Trace != "access.log" || o.Speed != 60 || o.TraceOptions.Client != trace.ClientXFF {
+		t.Errorf("exit %d, options %+v", code, o)
+	}
+	if _, code := parseHammer(t, "--speed", "60"); code != commands.ExitUsage {
+		t.Errorf("--speed without --trace: exit %d", code)
+	}
+}

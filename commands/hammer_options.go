@@ -9,6 +9,7 @@ import (
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/productapi"
 	"github.com/ratelab/ratelab/internal/report"
+	"github.com/ratelab/ratelab/internal/trace"
 	"github.com/ratelab/ratelab/scenario"
 )
 
@@ -78,6 +79,11 @@ type HammerOptions struct {
 	Identity scenario.IdentityMode
 	// DenyStatus are the --target status codes that mean denied (nil: 429).
 	DenyStatus []int
+	// Trace, when set, is a trace file to replay instead of Pattern (commands/hammer_trace.go),
+	// read with TraceOptions, its times divided by Speed (0 or 1: real time).
+	Trace        string
+	TraceOptions trace.Options
+	Speed        float64
 
 	// EmbeddedRedisCommand, when set, runs the embedded Redis (no --redis) in a child
 	// process: the argv of ratelab's hidden embedded-redis subcommand (cmd sets it).
@@ -169,6 +175,9 @@ func (o HammerOptions) Validate() error {
 		if _, err := scenario.CheckLoopbackURL(t); err != nil {
 			return Usagef("--target: %v", err)
 		}
+	}
+	if err := o.validateTrace(); err != nil {
+		return err
 	}
 	return o.validateRequests()
 }
