@@ -131,6 +131,7 @@ func simulateTrace(ctx context.Context, opts SimulateOptions, cfg simulate.Confi
 	var bar *progressbar.ProgressBar
 	if ios.ErrIsTerminal && opts.Output != report.FormatJSON && opts.Trace != "-" {
 		if fi, err := os.Stat(opts.Trace); err == nil && fi.Mode().IsRegular() {
+			fmt.Fprintf(ios.ErrOut, "ratelab: reading %s (%d bytes), %d lanes\n", report.Shown(opts.Trace), fi.Size(), len(cfg.Policies)*len(cfg.Algorithms))
 			bar = progressbar.NewOptions64(fi.Size(), progressbar.OptionSetWriter(ios.ErrOut),
 				progressbar.OptionSetDescription("reading "+report.Shown(opts.Trace)), progressbar.OptionShowBytes(true),
 				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30))

@@ -280,3 +280,23 @@ func TestTraceGenerate(t *testing.T) {
 		t.Errorf("2 clients: %v", err)
 	}
 }
+
+// TestSimulateProgress: the bar goes to standard error on a terminal, never with
+// --output json, and never into the report.
+func TestSimulateProgress(t *testing.T) {
+	t.Parallel()
+	log := generatedLog(t, 3000, 20)
+	for _, format := range []string{report.FormatTable, report.FormatJSON} {
+		opts := simulateOptions()
+		opts.Trace, opts.Output = log, format
+		ios, _, out, errOut := TestIO()
+		ios.ErrIsTerminal = true
+		if err := Simulate(context.Background(), opts, ios); err != nil {
+			t.Fatal(err)
+		}
+		bar := strings.Contains(errOut.String(), "reading")
+		if bar != (format == report.FormatTable) || strings.Contains(out.String(), "reading "+log) {
+			t.Errorf("%s: stderr %q", format, errOut.String())
+		}
+	}
+}
