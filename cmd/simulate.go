@@ -67,6 +67,9 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
   # a sweep: 3 limits × 2 windows × 6 algorithms over one read of the log
   ratelab simulate --trace access.log --limit 50,100,200 --window 1m,1h --output markdown
 
+  # the policies of a file, one a line (100/1m, 100/1m burst 200, 100r1m-b200)
+  ratelab simulate --trace access.log --sweep policies.txt --algorithms sliding-log,gcra
+
   # behind a load balancer: the client is the first X-Forwarded-For entry
   ratelab simulate --trace access.log --client xff --limit 100 --window 1m
 
@@ -115,6 +118,7 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
 	f.Int64SliceVar(&opts.Limits, "limit", []int64{commands.DefaultHammerLimit}, "limit L: requests per window per client; several values sweep")
 	f.DurationSliceVar(&opts.Windows, "window", []time.Duration{commands.DefaultHammerWindow}, "window W; several values sweep")
 	f.Int64SliceVar(&opts.Bursts, "burst", []int64{0}, "burst B for token-bucket, leaky-bucket and gcra (0: the limit); several values sweep")
+	f.StringVar(&opts.SweepFile, "sweep", "", "a file of policies to sweep instead of --limit/--window/--burst, one a line: 100/1m, 100/1m burst 200 or 100r1m-b200")
 	f.StringSliceVar(&opts.Algorithms, "algorithms", algorithms.Names(), "algorithms to compare, side by side: "+strings.Join(algorithms.Names(), ","))
 	f.IntVar(&opts.Nodes, "nodes", 1, "API nodes; with --store local each has its own limiter")
 	f.StringVar(&opts.Store, "store", productapi.StoreRedis, "where limiter state lives: redis (one limit shared by every node) or local (one per node)")

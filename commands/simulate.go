@@ -30,6 +30,11 @@ var errSimulateInterrupted = errors.New("interrupted: the report covers what was
 // Simulate runs the algorithms' models over a trace or hammer's synthetic traffic in
 // virtual time and writes the report. opts passed Validate, as cmd does.
 func Simulate(ctx context.Context, opts SimulateOptions, ios IO) error {
+	if opts.SweepFile != "" {
+		if err := loadSweep(&opts); err != nil {
+			return err
+		}
+	}
 	policies := opts.Policies()
 	nodes := 1
 	if opts.Store == productapi.StoreLocal {

@@ -31,6 +31,10 @@ type SimulateOptions struct {
 	Limits  []int64
 	Windows []time.Duration
 	Bursts  []int64
+	// SweepFile, when set, lists the policies instead (ParseSweep); Simulate reads it
+	// into Sweep.
+	SweepFile string
+	Sweep     []algorithms.Policy
 	// Algorithms are decided side by side (cmd makes an empty --algorithms all six).
 	Algorithms []string
 	// Nodes and Store: with productapi.StoreLocal each of Nodes has its own limiter,
@@ -64,8 +68,12 @@ type Traffic struct {
 	Products int
 }
 
-// Policies are the policies of o, every combination of its limits, windows and bursts.
+// Policies are the policies of o: Sweep's, or every combination of its limits, windows
+// and bursts.
 func (o SimulateOptions) Policies() []algorithms.Policy {
+	if len(o.Sweep) > 0 {
+		return o.Sweep
+	}
 	bursts := o.Bursts
 	if len(bursts) == 0 {
 		bursts = []int64{0}

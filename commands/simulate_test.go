@@ -300,3 +300,32 @@ func TestSimulateProgress(t *testing.T) {
 		}
 	}
 }
+
+func TestSimulateSweepFile(t *testing.T) {
+	t.Parallel()
+	got, err := ParseSweep(strings.NewReader("# candidates\n100/1m\n\n100/1m burst 200\n50r1s-b80\n"))
+	want := []algorithms.Policy{{Limit: 100, Window: time.Minute}, {Limit: 100, Window: time.Minute, Burst: 200}, {Limit: 50, Window: time.Second, Burst: 80}}
+	if err != nil || len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("ParseSweep: %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "# nothing\n", "100/soon\n", "x/1m\n", "100/1m burst many\n", "0/1m\n", "100 per minute\n"} {
+		if _, err := ParseSweep(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "policies.txt")
+	if err := os.WriteFile(path, []byte("10/500ms\n20/1s burst 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := simulateOptions()
+	opts.SweepFile = path
+	s, _ := runSimulate(t, opts)
+	if !s.Sweep || len(s.Algorithms) != 12 || s.Algorithms[6].Limit != 20 || s.Algorithms[6].Burst != 5 {
+		t.Errorf("sweep %v, %d rows", s.Sweep, len(s.Algorithms))
+	}
+	opts.SweepFile = filepath.Join(t.TempDir(), "none.txt")
+	ios, _, _, _ := TestIO()
+	if err := Simulate(context.Background(), opts, ios); ExitCode(err) != ExitUsage {
+		t.Errorf("a missing --sweep file: %v", err)
+	}
+}
