@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +18,8 @@ func newTraceCmd(ios commands.IO, _ *commands.Global,
 	c := &cobra.Command{
 		Use:   "trace",
 		Short: "Write traces for simulate: hammer's patterns, or a realistic generated access log",
+		Long: `trace writes traces for simulate --trace and hammer --trace: export writes hammer's
+synthetic patterns, generate a realistic nginx access log.`,
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -66,6 +67,5 @@ log_format main). The same flags give the same log, byte for byte.`,
 	g.BoolVar(&gen.Gzip, "gzip", false, "gzip the log")
 	g.StringVar(&gen.Out, "out", "-", "the file to write (atomically); - for standard output")
 	c.AddCommand(exportCmd, generateCmd)
-	c.Long = "trace writes traces for simulate --trace: " + strings.Join([]string{"export (hammer's patterns)", "generate (a realistic access log)"}, ", ") + "."
 	return c
 }
