@@ -20,8 +20,8 @@ func newTraceCmd(ios commands.IO, _ *commands.Global,
 		Short: "Write traces for simulate: hammer's patterns, or a realistic generated access log",
 		Long: `trace writes traces for simulate --trace and hammer --trace: export writes hammer's
 synthetic patterns, generate a realistic nginx access log.`,
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	var ex commands.TraceExportOptions
 	exportCmd := &cobra.Command{
