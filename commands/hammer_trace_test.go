@@ -48,8 +48,10 @@ func replayTrace(t *testing.T) string {
 // TestHammerTraceAgreesWithSimulate replays a trace in real time, twice as fast (so a
 // 500 ms window is the trace's 1 s), against in-process nodes on the embedded Redis,
 // and checks that the sliding log and the fixed window admit what simulate predicts
-// for 10/1s: the trace's bursts sit far from the window edges and from each other, so
-// lateness of up to a tenth of a second cannot change a decision.
+// for 10/1s. The trace's bursts end 0.3 s (real time) before the next window edge and
+// are 1 s apart, so sends up to that late cannot change a decision; a run whose sends
+// were later than that (a machine stalled for longer) has its difference logged, as
+// the lateness explains it, not asserted.
 func TestHammerTraceAgreesWithSimulate(t *testing.T) {
 	path := replayTrace(t)
 	algs := []string{algorithms.SlidingLog, algorithms.FixedWindow}
@@ -73,10 +75,19 @@ func TestHammerTraceAgreesWithSimulate(t *testing.T) {
 	sim := simulateOptions()
 	sim.Trace, sim.Limits, sim.Windows, sim.Algorithms = path, []int64{10}, []time.Duration{time.Second}, algs
 	s, _ := runSimulate(t, sim)
+	const margin = 250 * time.Millisecond
 	for i, name := range algs {
 		got, want := byName(t, h, name), s.Algorithms[i]
-		if got.Allowed != want.Allowed || got.Errors != 0 {
-			t.Errorf("%s: hammer --trace admitted %d (%d errors, %d late sends), simulate %d", name, got.Allowed, got.Errors, got.LateSends, want.Allowed)
+		if got.Errors != 0 || got.Sent != 80 {
+			t.Errorf("%s: %d sent, %d errors", name, got.Sent, got.Errors)
+		}
+		lag := time.Duration(got.SendLagUs.Max) * time.Microsecond
+		t.Logf("%s: hammer --trace admitted %d, simulate %d; sends at most %s late", name, got.Allowed, want.Allowed, lag)
+		switch {
+		case lag >= margin:
+			t.Logf("%s: sends up to %s late (more than the trace's margin): hammer --trace admitted %d, simulate %d", name, lag, got.Allowed, want.Allowed)
+		case got.Allowed != want.Allowed:
+			t.Errorf("%s: hammer --trace admitted %d (sends at most %s late), simulate %d", name, got.Allowed, lag, want.Allowed)
 		}
 	}
 	if want := int64(3*10 + 17 + 3); s.Algorithms[0].Allowed != want {

@@ -83,7 +83,8 @@ type lane struct {
 	algorithm string
 	policy    algorithms.Policy
 	w, tenth  int64
-	// models are each node's model of each client, made at its first request there.
+	// models are each node's model of each client, made at its first request there,
+	// with more than one node.
 	models  [][]algorithms.Model
 	clients []laneClient
 	allowed int64
@@ -93,6 +94,9 @@ type lane struct {
 }
 
 type laneClient struct {
+	// model is the client's model with one node, beside its figures so that a
+	// decision touches one place; with several, lane.models holds them.
+	model   algorithms.Model
 	peaks   scenario.PeakTracker
 	allowed int64
 	denied  int64
@@ -235,17 +239,14 @@ func (e *Engine) AddBatch(times []int64, clients []string) {
 }
 
 func (l *lane) decide(t int64, id int32, node int, follow bool) algorithms.Decision {
-	models := l.models[node]
-	if int(id) >= len(models) {
-		models = append(models, make([]algorithms.Model, int(id)+1-len(models))...)
-		l.models[node] = models
-	}
-	m := models[id]
-	if m == nil {
-		m, _ = algorithms.NewModel(l.algorithm, l.policy) // checked in New
-		models[id] = m
-	}
 	c := &l.clients[id]
+	m := c.model
+	if node > 0 || len(l.models) > 1 {
+		m = l.nodeModel(id, node)
+	} else if m == nil {
+		m, _ = algorithms.NewModel(l.algorithm, l.policy) // checked in New
+		c.model = m
+	}
 	d := m.Allow(t)
 	if d.Allowed {
 		l.allowed++
@@ -262,6 +263,21 @@ func (l *lane) decide(t int64, id int32, node int, follow bool) algorithms.Decis
 	}
 	c.denied++
 	return d
+}
+
+// nodeModel is the model of client id on node, made at its first request there.
+func (l *lane) nodeModel(id int32, node int) algorithms.Model {
+	models := l.models[node]
+	if int(id) >= len(models) {
+		models = append(models, make([]algorithms.Model, int(id)+1-len(models))...)
+		l.models[node] = models
+	}
+	m := models[id]
+	if m == nil {
+		m, _ = algorithms.NewModel(l.algorithm, l.policy) // checked in New
+		models[id] = m
+	}
+	return m
 }
 
 // Result is what a simulation found, lane by lane.
