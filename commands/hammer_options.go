@@ -161,6 +161,9 @@ func (o HammerOptions) Validate() error {
 	if len(o.Algorithms) == 0 {
 		return Usagef("--algorithms: name at least one of %s", strings.Join(algorithms.Names(), ","))
 	}
+	if err := o.validateTrace(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, a := range o.Algorithms {
 		if err := algorithms.Lookup(a); err != nil {
@@ -175,9 +178,6 @@ func (o HammerOptions) Validate() error {
 		if _, err := scenario.CheckLoopbackURL(t); err != nil {
 			return Usagef("--target: %v", err)
 		}
-	}
-	if err := o.validateTrace(); err != nil {
-		return err
 	}
 	return o.validateRequests()
 }
