@@ -107,6 +107,11 @@ func (l *Redis) allow(ctx context.Context, identity, now string) (Decision, erro
 	if err != nil {
 		return Decision{}, fmt.Errorf("%s check: %w", l.spec.name, err)
 	}
+	return l.decode(res)
+}
+
+// decode reads the script's reply to a check.
+func (l *Redis) decode(res []int64) (Decision, error) {
 	want := 6
 	if l.spec.name == LeakyBucket {
 		want = 8

@@ -58,6 +58,10 @@ to the file in --output's format and the table to standard output. If an algorit
 run fails (Redis went away), the algorithms before it are reported, the failure is
 named, and hammer exits 1.
 
+--trace FILE replays a trace instead of a pattern (an access log, JSON lines or CSV,
+as simulate reads it): its clients as the identities, its times divided by --speed,
+so a real Redis can be checked against what simulate predicted.
+
 Patterns: mixed (default: steady traffic, one identity in ten bursting around every
 other window edge), steady, poisson, boundary (every identity bursts around edges),
 noisy (one identity sends three requests in five).
@@ -159,6 +163,9 @@ admitted), the checks' latency, the recovery and a timeline per 100 ms.`,
 	f.IntVar(&opts.Nodes, "nodes", 1, "in-process API nodes behind a round-robin balancer, sharing one Redis")
 	f.StringVar(&opts.Store, "store", productapi.StoreRedis, "where limiter state lives: redis (shared) or local (one per node)")
 	f.StringVar(&opts.Pattern, "pattern", scenario.PatternMixed, "traffic pattern: "+strings.Join(scenario.Patterns(), ", "))
+	f.StringVar(&opts.Trace, "trace", "", "replay this trace (an access log, JSON lines or CSV, as simulate reads it; - for standard input) instead of --pattern")
+	f.Float64Var(&opts.Speed, "speed", 0, "with --trace: replay this many times faster (default 1; divide --window by it to keep the trace's decisions)")
+	f.StringVar(&opts.TraceOptions.Client, "client", "", "with --trace: what identifies a client: remote-addr (the default) or xff (the first X-Forwarded-For entry)")
 	f.IntVar(&opts.Products, "products", commands.DefaultHammerProducts, "distinct products requested, with Zipf popularity")
 	f.StringSliceVar(&opts.Targets, "target", nil, "hammer running services (ratelab serve, or any HTTP service; loopback only) instead of in-process nodes")
 	f.IntVar(&opts.Workers, "workers", scenario.DefaultWorkers, "most requests in flight at once: the connections hammer keeps open")

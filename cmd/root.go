@@ -123,6 +123,8 @@ so it works on a machine with nothing installed.` + "\n" + exitStatusHelp,
 	root.AddCommand(
 		newServeCmd(ios, g, commands.Serve),
 		newHammerCmd(ios, g, runHammer),
+		newSimulateCmd(ios, g, commands.Simulate),
+		newTraceCmd(ios, g, commands.TraceExport, commands.TraceGenerate),
 		newInspectCmd(ios, g, commands.Inspect),
 		newFlushCmd(ios, g, commands.Flush),
 		newCompareCmd(ios, g, commands.Compare),

@@ -33,16 +33,9 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	}
 	startedAt := time.Now()
 	interruptedAt := watchInterrupt(ctx)
-	ids, err := opts.identities(uint8(rand.N(256)))
+	ids, sched, err := opts.traffic(uint8(rand.N(256)), ios.In)
 	if err != nil {
-		return UsageError(err)
-	}
-	sched, err := scenario.Build(scenario.Config{
-		Pattern: opts.Pattern, IPs: opts.IPs, RPS: opts.RPS, Duration: opts.Duration, Seed: opts.Seed,
-		Products: opts.Products, Limit: opts.Policy.Limit, Window: opts.Policy.Window,
-	})
-	if err != nil {
-		return UsageError(err)
+		return err
 	}
 	h := &report.Hammer{
 		SchemaVersion: report.HammerSchemaVersion, Version: opts.Version, CommandLine: opts.CommandLine,
@@ -53,6 +46,7 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 		Workers:    opts.workers(), LateAfterUs: scenario.DefaultLateAfter.Microseconds(),
 	}
 	describeRequests(h, opts)
+	describeTrace(h, sched)
 
 	var conn *redisconn.Conn
 	if len(opts.Targets) == 0 || opts.RedisURL != "" {

@@ -9,6 +9,7 @@ import (
 	"github.com/ratelab/ratelab/algorithms"
 	"github.com/ratelab/ratelab/internal/productapi"
 	"github.com/ratelab/ratelab/internal/report"
+	"github.com/ratelab/ratelab/internal/trace"
 	"github.com/ratelab/ratelab/scenario"
 )
 
@@ -83,6 +84,11 @@ type HammerOptions struct {
 	Identity scenario.IdentityMode
 	// DenyStatus are the --target status codes that mean denied (nil: 429).
 	DenyStatus []int
+	// Trace, when set, is a trace file to replay instead of Pattern (commands/hammer_trace.go),
+	// read with TraceOptions, its times divided by Speed (0 or 1: real time).
+	Trace        string
+	TraceOptions trace.Options
+	Speed        float64
 
 	// EmbeddedRedisCommand, when set, runs the embedded Redis (no --redis) in a child
 	// process: the argv of ratelab's hidden embedded-redis subcommand (cmd sets it).
@@ -176,6 +182,9 @@ func (o HammerOptions) Validate() error {
 	}
 	if len(o.Algorithms) == 0 {
 		return Usagef("--algorithms: name at least one of %s", strings.Join(algorithms.Names(), ","))
+	}
+	if err := o.validateTrace(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for _, a := range o.Algorithms {
