@@ -63,6 +63,10 @@ type HammerOptions struct {
 	// CheckTimeout is the nodes' time budget for one limiter check; a check over it
 	// fails open (productapi.DefaultCheckTimeout when 0).
 	CheckTimeout time.Duration
+	// Batch makes the in-process nodes' Redis limiters share round trips between
+	// concurrent checks; DenyCache gives them the exact local deny cache
+	// (productapi.Limits). The flags turn both on.
+	Batch, DenyCache bool
 	// Output is table, json or markdown.
 	Output string
 	// OutFile, when set, receives the report in Output's format (written atomically),

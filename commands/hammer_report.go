@@ -38,6 +38,8 @@ type hammerRun struct {
 	policies []string
 	// answers are the status codes and transport errors the requests came back with.
 	answers scenario.Answers
+	// limiter is what the nodes' Redis limiters did over the run (zero otherwise).
+	limiter algorithms.Stats
 }
 
 // maxValidLateRatio is the share of late sends over which a run is not valid: its
@@ -155,6 +157,7 @@ func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow
 		},
 		Interrupted: r.res.Interrupted,
 		Checks:      r.checks,
+		Limiter:     limiterCalls(r),
 	}
 	if r.res.Elapsed > 0 {
 		a.AllowedPerSecond = float64(r.res.Allowed) / r.res.Elapsed.Seconds()

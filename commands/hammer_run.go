@@ -61,13 +61,14 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	for i := range opts.Nodes {
 		node, err := productapi.NewNode(ctx, productapi.NodeConfig{
 			Redis: conn.Client, Keys: keys, Where: conn.Backend,
-			Limits:      productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: name, Policy: opts.Policy}},
+			Limits: productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: name, Policy: opts.Policy},
+				Batch: opts.Batch, DenyCache: opts.DenyCache},
 			WrapLimiter: rec.Wrap,
 			Cache:       &cache.Options{LocalTTL: time.Second},
 			API: productapi.Config{
 				Backend: backend, TrustedProxies: trusted, Registerer: prometheus.NewRegistry(),
 				OnLimiterError: productapi.FailOpen, CheckTimeout: opts.CheckTimeout,
-				MaxChecksInFlight: conn.PoolSize(),
+				MaxChecksInFlight: maxChecksInFlight(conn, opts.Batch),
 			},
 		})
 		if err != nil {
@@ -101,6 +102,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	for i, n := range nodes {
 		base[i] = n.CacheStats()
 	}
+	baseLimiter := nodesLimiterStats(nodes, name)
 	baseCalls := backend.Calls()
 
 	start, edge := scenario.AlignedStart(time.Now(), offset, opts.Policy.Window, startLead)
@@ -116,6 +118,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		bound:     algorithms.ExpectedMaxInWindow(name, opts.Policy),
 		cache:     nodeCache(now, base, backend.Calls()-baseCalls),
 		answers:   target.Answers(),
+		limiter:   limiterDelta(nodesLimiterStats(nodes, name), baseLimiter),
 	}
 	if opts.Store == productapi.StoreLocal {
 		run.bound *= int64(opts.Nodes)

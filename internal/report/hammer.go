@@ -16,8 +16,9 @@ import (
 // Fields are only ever added within a version; a rename or a change of meaning makes a
 // new one. Version 2 added the run's provenance (version, command line, start time,
 // CPUs), validity, the interrupt's timing, a failed algorithm, status codes and the
-// error set, error ratios, and thresholds without data.
-const HammerSchemaVersion = 2
+// error set, error ratios, and thresholds without data. Version 3 added each
+// algorithm's limiter calls (checks answered locally, Redis calls per request).
+const HammerSchemaVersion = 3
 
 // Hammer is the report of one `ratelab hammer` run. Its JSON is the stable schema
 // documented in docs/report-schema.md.
@@ -148,6 +149,9 @@ type Algorithm struct {
 	// LocalEvictions counts the identities the nodes' in-memory limiters (--store
 	// local) forgot to stay within their bound: each such client started afresh.
 	LocalEvictions int64 `json:"local_evictions,omitempty"`
+	// Limiter is what the nodes' Redis limiters did: checks answered locally, Redis
+	// calls; absent when none ran in process.
+	Limiter *LimiterCalls `json:"limiter,omitempty"`
 	// FailClosed counts 5xx answers that were fail-closed refusals (the check failed
 	// and the node refused); they are among Errors.
 	FailClosed int64 `json:"fail_closed"`
