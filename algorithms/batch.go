@@ -81,6 +81,9 @@ func (b *batcher) run(ctx context.Context, keys []string, args []any) ([]int64, 
 		return res, err
 	}
 	c := &call{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+	if len(b.queue) == cap(b.queue) && len(b.queue) >= b.maxSize {
+		b.compact()
+	}
 	b.queue = append(b.queue, c)
 	if b.inFlight < b.maxInFlight {
 		b.inFlight++
@@ -157,6 +160,20 @@ func (b *batcher) take() []*call {
 	clear(b.queue[rest:])
 	b.queue = b.queue[:rest]
 	return batch
+}
+
+// compact drops the calls whose callers gave up from the queue, before it would
+// grow: while Redis stalls, checks time out in the queue faster than batches leave,
+// and their calls must not pile up. b.mu is held.
+func (b *batcher) compact() {
+	kept := b.queue[:0]
+	for _, c := range b.queue {
+		if c.state.Load() == callWaiting {
+			kept = append(kept, c)
+		}
+	}
+	clear(b.queue[len(kept):])
+	b.queue = kept
 }
 
 // send runs batch in one pipeline (on a cluster, one per master) and answers each

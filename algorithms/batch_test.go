@@ -357,3 +357,34 @@ func evalshaCalls(t *testing.T, b redistest.Backend) []int64 {
 	}
 	return calls
 }
+
+// TestBatchQueueDropsGivenUpChecks: while a round trip is stuck, checks that time out
+// in the queue do not pile up in it: the queue sheds them before it grows.
+func TestBatchQueueDropsGivenUpChecks(t *testing.T) {
+	redistest.RequireServer(t)
+	b := redistest.Standalone(t)
+	h := newHoldHook()
+	lim, err := algorithms.NewRedis(hookedClient(t, b, h), algorithms.MustKeyspace("batch-shed"), algorithms.GCRA, algorithms.Policy{Limit: 100, Window: time.Hour}, algorithms.WithBatching(1, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	held, answers, cancels, _ := queueBehind(t, lim, h, "198.51.100.1", 1, func(int) string { return "198.51.100.2" })
+	cancels[0]()
+	<-answers[0]
+	algorithms.SetBatchHooks(lim, nil, nil)
+	for i := range n {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // gives up at once, after queueing
+		if _, err := lim.Allow(ctx, fmt.Sprintf("198.51.%d.%d", 101+i/250, i%250)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("check %d: %v; want context.Canceled", i, err)
+		}
+	}
+	if q := algorithms.QueuedChecks(lim); q > 64 {
+		t.Fatalf("%d calls queued after %d checks gave up; the queue keeps what its callers abandoned", q, n)
+	}
+	close(h.release)
+	if r := <-held; r.err != nil {
+		t.Fatal(r.err)
+	}
+}

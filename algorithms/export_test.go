@@ -5,3 +5,10 @@ package algorithms
 func SetBatchHooks(l *Redis, queued func(), sent func(n int)) {
 	l.batch.onQueue, l.batch.onSend = queued, sent
 }
+
+// QueuedChecks is how many calls l's batch queue holds, those given up included.
+func QueuedChecks(l *Redis) int {
+	l.batch.mu.Lock()
+	defer l.batch.mu.Unlock()
+	return len(l.batch.queue)
+}
