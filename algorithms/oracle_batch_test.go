@@ -19,7 +19,7 @@ import (
 // cache answers included, must equal the model's field by field, on redis-server,
 // the cluster and the embedded Redis.
 func TestScriptsMatchModelsBatchedAndCached(t *testing.T) {
-	const identitiesN, requests = 4, 1000
+	const identitiesN, requests = 4, 625 // 10,000 decisions per algorithm and backend
 	for _, b := range allBackends(t) {
 		for _, name := range algorithms.Names() {
 			t.Run(b.Name+"/"+name, func(t *testing.T) {
