@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,6 +34,17 @@ var ErrBadReply = errors.New("unexpected reply from the limiter script")
 // Redis is a Limiter whose state lives in Redis: one script call, one round trip,
 // atomic, timed by the server's TIME. Any number of nodes sharing the Redis enforce
 // one limit per identity.
+//
+// With WithBatching, concurrent checks share round trips (see batch.go). With
+// WithDenyCache, a check of an identity that Redis denied with "retry after R" less
+// than R ago is denied without a round trip. That is exact, no decision changes:
+// an identity's state only improves with time, and other nodes can only consume, so
+// Redis would deny it too; R counts from before the check was sent, so the local
+// window never outlasts the server's. Two things do improve state early: a leaky
+// bucket's give-back (this limiter's own give-backs drop the identity from the
+// cache; another node's cannot, so with give-backs from several nodes the cache is
+// conservative, denying for at most R what Redis might admit) and keys deleted
+// behind the limiter's back (flush, a Redis restart without persistence).
 type Redis struct {
 	spec   *spec
 	policy Policy
@@ -43,6 +55,12 @@ type Redis struct {
 	// keyHead is every key of this limiter up to the identity, built once: the check
 	// is the hot path, and the policy's text does not change.
 	keyHead string
+	// batch, when set, shares round trips between concurrent checks (WithBatching).
+	batch *batcher
+	// deny, when set, answers checks of a denied identity locally (WithDenyCache).
+	deny *denyCache
+	// local counts checks the deny cache answered; calls counts script calls sent.
+	local, calls atomic.Int64
 }
 
 // NewRedis returns a Redis limiter for the named algorithm and policy, keyed under
@@ -68,6 +86,16 @@ func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy, opt
 	if algorithm == LeakyBucket {
 		l.args = append(l.args, o.leakyMaxDelay(p))
 	}
+	if o.batch {
+		pl, ok := rdb.(pipeliner)
+		if !ok {
+			return nil, fmt.Errorf("%w: batching needs a client that pipelines (*redis.Client, *redis.ClusterClient); %T does not", ErrInvalidOption, rdb)
+		}
+		l.batch = &batcher{rdb: pl, script: s.script, maxInFlight: o.batchInFlight, maxSize: o.batchSize}
+	}
+	if o.denyCache > 0 {
+		l.deny = newDenyCache(o.denyCache)
+	}
 	return l, nil
 }
 
@@ -88,26 +116,42 @@ func (l *Redis) Key(identity string) (string, error) {
 
 // Allow decides one request of identity at the Redis server's time.
 func (l *Redis) Allow(ctx context.Context, identity string) (Decision, error) {
-	return l.allow(ctx, identity, "")
+	return l.allow(ctx, identity, "", 0)
 }
 
 // AllowAt decides one request of identity as if the server's clock read now. It is
 // for tests and virtual clocks: state written at one time and read at an earlier one
 // is not meaningful.
 func (l *Redis) AllowAt(ctx context.Context, identity string, now time.Time) (Decision, error) {
-	return l.allow(ctx, identity, strconv.FormatInt(now.UnixMicro(), 10))
+	return l.allow(ctx, identity, strconv.FormatInt(now.UnixMicro(), 10), now.UnixMicro())
 }
 
-func (l *Redis) allow(ctx context.Context, identity, now string) (Decision, error) {
-	key, err := l.Key(identity)
+// allow decides one request of identity at now ("" for the server's TIME; nowMicros
+// is its value).
+func (l *Redis) allow(ctx context.Context, identity, now string, nowMicros int64) (Decision, error) {
+	id, err := NormalizeIdentity(identity)
 	if err != nil {
 		return Decision{}, err
 	}
-	res, err := l.run(ctx, key, now)
+	virtual := now != ""
+	if l.deny != nil {
+		if !virtual {
+			nowMicros = monoMicros()
+		}
+		if d, ok := l.deny.lookup(id, nowMicros, virtual); ok {
+			l.local.Add(1)
+			return d, nil
+		}
+	}
+	res, err := l.run(ctx, l.keyHead+id+"}", now)
 	if err != nil {
 		return Decision{}, fmt.Errorf("%s check: %w", l.spec.name, err)
 	}
-	return l.decode(res)
+	d, err := l.decode(res)
+	if err == nil && l.deny != nil {
+		l.deny.add(id, d, nowMicros, virtual)
+	}
+	return d, err
 }
 
 // decode reads the script's reply to a check.
@@ -132,7 +176,32 @@ func (l *Redis) run(ctx context.Context, key, now string, extra ...any) ([]int64
 	args := make([]any, 0, len(l.args)+len(extra))
 	args = append(append(args, l.args...), extra...)
 	args[3] = now
+	l.calls.Add(1)
+	if l.batch != nil {
+		return l.batch.run(ctx, []string{key}, args)
+	}
 	return l.spec.script.Run(ctx, l.rdb, []string{key}, args...).Int64Slice()
+}
+
+// Stats counts what a Redis limiter did since it was built.
+type Stats struct {
+	// Local counts the checks its deny cache answered without Redis.
+	Local int64 `json:"local"`
+	// RedisCalls counts the script calls it sent to Redis: checks and give-backs.
+	RedisCalls int64 `json:"redis_calls"`
+	// RoundTrips counts the round trips of its batched calls (a pipeline is one);
+	// 0 without batching, where each call is its own.
+	RoundTrips int64 `json:"round_trips"`
+}
+
+// Stats counts the limiter's checks answered locally, its calls to Redis and, with
+// batching, its round trips.
+func (l *Redis) Stats() Stats {
+	s := Stats{Local: l.local.Load(), RedisCalls: l.calls.Load()}
+	if l.batch != nil {
+		s.RoundTrips = l.batch.roundTrips.Load()
+	}
+	return s
 }
 
 // GiveBack returns the slot of d, a request of identity that this limiter admitted
@@ -170,6 +239,10 @@ func (l *Redis) giveBack(ctx context.Context, identity string, d Decision, now s
 	}
 	if len(res) != 2 {
 		return false, fmt.Errorf("%s give-back: %w: %d values", l.spec.name, ErrBadReply, len(res))
+	}
+	if res[0] == 1 && l.deny != nil {
+		id, _ := NormalizeIdentity(identity) // Key normalised it above
+		l.deny.forget(id)
 	}
 	return res[0] == 1, nil
 }

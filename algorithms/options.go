@@ -1,6 +1,7 @@
 package algorithms
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -26,7 +27,12 @@ type options struct {
 	maxDelay    time.Duration
 	hasMaxDelay bool
 	maxIDs      int
-	err         error
+	// batch, batchInFlight and batchSize are WithBatching's.
+	batch                    bool
+	batchInFlight, batchSize int
+	// denyCache is WithDenyCache's size; 0 means no deny cache.
+	denyCache int
+	err       error
 }
 
 // WithMaxDelay sets the leaky bucket's ceiling on queue wait: a request that would
@@ -57,6 +63,43 @@ func WithMaxIdentities(n int) Option {
 			return
 		}
 		o.maxIDs = n
+	}
+}
+
+// WithBatching makes a Redis limiter send the checks that arrive while its round
+// trips are in flight together, in one pipeline per round trip (on a cluster, one per
+// master), with at most maxInFlight round trips in flight and at most maxSize checks in
+// one; 0 means DefaultBatchInFlight and DefaultBatchSize. A check that finds a round
+// trip free goes at once: batching adds no wait to a lone check. Each check keeps its
+// own context. Give a limiter no more round trips in flight than its client's pool
+// has connections (per master), so that no check waits for a connection. The
+// limiter's client must pipeline (*redis.Client, *redis.ClusterClient,
+// redis.UniversalClient). Models and Locals ignore it.
+func WithBatching(maxInFlight, maxSize int) Option {
+	return func(o *options) {
+		if maxInFlight < 0 || maxSize < 0 {
+			o.err = fmt.Errorf("%w: batching of %d round trips of %d checks; both must be at least 1 (0 for the default)", ErrInvalidOption, maxInFlight, maxSize)
+			return
+		}
+		o.batch = true
+		o.batchInFlight = cmp.Or(maxInFlight, DefaultBatchInFlight)
+		o.batchSize = cmp.Or(maxSize, DefaultBatchSize)
+	}
+}
+
+// WithDenyCache gives a Redis limiter a local deny cache of up to size identities
+// (0 means DefaultDenyCacheSize): once Redis has denied an identity with "retry after
+// R", the limiter denies that identity's further checks itself until R has passed,
+// without a round trip, with the Decision Redis would have given (RetryAfter and
+// ResetAfter counted down). See Redis for why this is exact. Models and Locals
+// ignore it.
+func WithDenyCache(size int) Option {
+	return func(o *options) {
+		if size < 0 {
+			o.err = fmt.Errorf("%w: deny cache of %d identities; it must be at least 1 (0 for the default)", ErrInvalidOption, size)
+			return
+		}
+		o.denyCache = cmp.Or(size, DefaultDenyCacheSize)
 	}
 }
 

@@ -97,7 +97,8 @@ func TestScriptsMatchModels(t *testing.T) {
 // max delay and give-backs: random request times, with a max delay that binds for
 // some policies, and at random points a give-back of a random earlier admission (some
 // still waiting, some already gone, each at most once). Script and model must agree
-// on every decision and on every give-back, on real Redis and on the embedded one.
+// on every decision and on every give-back, on real Redis and on the embedded one,
+// also with the deny cache on.
 func TestLeakyBucketGiveBackMatchesModel(t *testing.T) {
 	for _, b := range redistest.All(t) {
 		t.Run(b.Name, func(t *testing.T) {
@@ -107,7 +108,10 @@ func TestLeakyBucketGiveBackMatchesModel(t *testing.T) {
 			var decisions, giveBacks, returned, delayDenials int
 			for pi, p := range oraclePolicies {
 				spacing := p.Window / time.Duration(p.Limit)
-				for oi, opts := range [][]algorithms.Option{nil, {algorithms.WithMaxDelay(3 * spacing)}, {algorithms.WithMaxDelay(0)}} {
+				// The last set adds the deny cache: a give-back that returns a slot must
+				// drop the identity's cached denial, or the next decision would differ.
+				for oi, opts := range [][]algorithms.Option{nil, {algorithms.WithMaxDelay(3 * spacing)}, {algorithms.WithMaxDelay(0)},
+					{algorithms.WithMaxDelay(3 * spacing), algorithms.WithDenyCache(0)}} {
 					rng := rand.New(rand.NewPCG(uint64(pi), uint64(oi)+11))
 					lim, err := algorithms.NewRedis(b.Client, keys, algorithms.LeakyBucket, p, opts...)
 					if err != nil {

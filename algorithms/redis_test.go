@@ -3,6 +3,7 @@ package algorithms_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,55 @@ func newClients(t *testing.T, b redistest.Backend, n int) []redis.UniversalClien
 	return clients
 }
 
+// limiterMode is a set of limiter options a suite also runs with.
+type limiterMode struct {
+	name string // "" for the plain limiter, else "<name>/"
+	opts []algorithms.Option
+	// batch and deny say what the options turn on, for check.
+	batch, deny bool
+}
+
+// limiterModes are the plain limiter, batching (one round trip in flight, so that
+// checks queue and share it) and the deny cache.
+var limiterModes = []limiterMode{
+	{name: ""},
+	{name: "batch/", opts: []algorithms.Option{algorithms.WithBatching(1, 0)}, batch: true},
+	{name: "deny-cache/", opts: []algorithms.Option{algorithms.WithDenyCache(0)}, deny: true},
+}
+
+// keys is a suffix for key prefixes: no two modes share state.
+func (m limiterMode) keys() string {
+	if m.name == "" {
+		return ""
+	}
+	return "-" + strings.NewReplacer("/", "", "+", "-").Replace(m.name)
+}
+
+// batchAndDeny turns both on.
+var batchAndDeny = limiterMode{name: "batch+deny-cache/", opts: []algorithms.Option{algorithms.WithBatching(1, 0), algorithms.WithDenyCache(0)}, batch: true, deny: true}
+
+// check fails the test if the mode's options did nothing over the limiters' run:
+// batching that never shared a round trip, a deny cache that never answered.
+func (m limiterMode) check(t *testing.T, limiters []*algorithms.Redis) {
+	t.Helper()
+	var s algorithms.Stats
+	for _, l := range limiters {
+		st := l.Stats()
+		s.Local += st.Local
+		s.RedisCalls += st.RedisCalls
+		s.RoundTrips += st.RoundTrips
+	}
+	if m.batch && s.RoundTrips >= s.RedisCalls {
+		t.Errorf("batching: %d round trips for %d calls; no round trip was shared", s.RoundTrips, s.RedisCalls)
+	}
+	if m.deny && s.Local == 0 {
+		t.Errorf("deny cache: no check was answered locally (%d calls to Redis)", s.RedisCalls)
+	}
+	if !m.deny && s.Local != 0 {
+		t.Errorf("%d checks answered locally without a deny cache", s.Local)
+	}
+}
+
 func allBackends(t *testing.T) []redistest.Backend {
 	t.Helper()
 	backends := redistest.All(t)
@@ -40,11 +90,12 @@ func allBackends(t *testing.T) []redistest.Backend {
 }
 
 // TestConcurrentAdmitsExactly fires 1,000 goroutines over 5 separate clients at one
-// identity at once: the counting algorithms admit exactly L, the buckets exactly B.
+// identity at once, then 100 more: the counting algorithms admit exactly L, the
+// buckets exactly B, plain, with batching and with the deny cache.
 // The window is long enough that nothing refills during the test; a run that
 // straddles a fixed window's edge is repeated.
 func TestConcurrentAdmitsExactly(t *testing.T) {
-	const goroutines, clientsN, rounds = 1000, 5, 3
+	const clientsN = 5
 	policy := algorithms.Policy{Limit: 100, Window: time.Hour, Burst: 150}
 	want := map[string]int64{
 		algorithms.FixedWindow: 100, algorithms.SlidingLog: 100, algorithms.SlidingCounter: 100,
@@ -52,67 +103,85 @@ func TestConcurrentAdmitsExactly(t *testing.T) {
 	}
 	for _, b := range allBackends(t) {
 		clients := newClients(t, b, clientsN)
-		for _, name := range algorithms.Names() {
-			t.Run(b.Name+"/"+name, func(t *testing.T) {
-				ctx := context.Background()
-				limiters := make([]*algorithms.Redis, clientsN)
-				for i, c := range clients {
-					// The leaky bucket's queue of 150 at 100/h makes the last request wait
-					// 90 minutes; a max delay above that keeps the test about atomicity.
-					l, err := algorithms.NewRedis(c, algorithms.MustKeyspace("conc"), name, policy, algorithms.WithMaxDelay(2*time.Hour))
-					if err != nil {
-						t.Fatal(err)
-					}
-					limiters[i] = l
-				}
-				attempts := 0
-				for round := 0; round < rounds; round++ {
-					// A fresh identity per attempt: a repeated round must not meet the
-					// state its straddling attempt left (an empty bucket).
-					attempts++
-					identity := fmt.Sprintf("192.0.2.%d", attempts)
-					var allowed, errs atomic.Int64
-					var minT, maxT atomic.Int64
-					minT.Store(1 << 62)
-					start := make(chan struct{})
-					var wg sync.WaitGroup
-					for g := 0; g < goroutines; g++ {
-						wg.Add(1)
-						go func(l *algorithms.Redis) {
-							defer wg.Done()
-							<-start
-							d, err := l.Allow(ctx, identity)
-							if err != nil {
-								errs.Add(1)
-								return
-							}
-							if d.Allowed {
-								allowed.Add(1)
-							}
-							for v := minT.Load(); d.TimeMicros < v && !minT.CompareAndSwap(v, d.TimeMicros); v = minT.Load() {
-							}
-							for v := maxT.Load(); d.TimeMicros > v && !maxT.CompareAndSwap(v, d.TimeMicros); v = maxT.Load() {
-							}
-						}(limiters[g%clientsN])
-					}
-					close(start)
-					wg.Wait()
-					if errs.Load() > 0 {
-						t.Fatalf("round %d: %d checks failed", round, errs.Load())
-					}
-					w := policy.WindowMicros()
-					if minT.Load()/w != maxT.Load()/w {
-						t.Logf("round %d straddled a window edge; repeating", round)
-						round--
-						continue
-					}
-					if got := allowed.Load(); got != want[name] {
-						t.Fatalf("round %d: %d of %d admitted, want exactly %d", round, got, goroutines, want[name])
-					}
-				}
-			})
+		modes := limiterModes
+		if b.Name == "embedded" { // the slowest backend runs the extra options together
+			modes = []limiterMode{limiterModes[0], batchAndDeny}
+		}
+		for _, mode := range modes {
+			for _, name := range algorithms.Names() {
+				t.Run(b.Name+"/"+mode.name+name, func(t *testing.T) {
+					concurrentAdmitsExactly(t, clients, mode, name, policy, want[name])
+				})
+			}
 		}
 	}
+}
+
+// concurrentAdmitsExactly is one algorithm's part of TestConcurrentAdmitsExactly.
+func concurrentAdmitsExactly(t *testing.T, clients []redis.UniversalClient, mode limiterMode, name string, policy algorithms.Policy, want int64) {
+	const goroutines, rounds = 1000, 3
+	clientsN := len(clients)
+	ctx := context.Background()
+	limiters := make([]*algorithms.Redis, clientsN)
+	for i, c := range clients {
+		// The leaky bucket's queue of 150 at 100/h makes the last request wait
+		// 90 minutes; a max delay above that keeps the test about atomicity.
+		l, err := algorithms.NewRedis(c, algorithms.MustKeyspace("conc"+mode.keys()), name, policy, append(mode.opts, algorithms.WithMaxDelay(2*time.Hour))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		limiters[i] = l
+	}
+	attempts := 0
+	for round := 0; round < rounds; round++ {
+		// A fresh identity per attempt: a repeated round must not meet the
+		// state its straddling attempt left (an empty bucket).
+		attempts++
+		identity := fmt.Sprintf("192.0.2.%d", attempts)
+		var allowed, errs atomic.Int64
+		var minT, maxT atomic.Int64
+		minT.Store(1 << 62)
+		// A second wave after the first has been answered meets the denials: it
+		// must admit nothing more (and the deny cache answers it).
+		for _, n := range []int{goroutines, goroutines / 10} {
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for g := 0; g < n; g++ {
+				wg.Add(1)
+				go func(l *algorithms.Redis) {
+					defer wg.Done()
+					<-start
+					d, err := l.Allow(ctx, identity)
+					if err != nil {
+						errs.Add(1)
+						return
+					}
+					if d.Allowed {
+						allowed.Add(1)
+					}
+					for v := minT.Load(); d.TimeMicros < v && !minT.CompareAndSwap(v, d.TimeMicros); v = minT.Load() {
+					}
+					for v := maxT.Load(); d.TimeMicros > v && !maxT.CompareAndSwap(v, d.TimeMicros); v = maxT.Load() {
+					}
+				}(limiters[g%clientsN])
+			}
+			close(start)
+			wg.Wait()
+		}
+		if errs.Load() > 0 {
+			t.Fatalf("round %d: %d checks failed", round, errs.Load())
+		}
+		w := policy.WindowMicros()
+		if minT.Load()/w != maxT.Load()/w {
+			t.Logf("round %d straddled a window edge; repeating", round)
+			round--
+			continue
+		}
+		if got := allowed.Load(); got != want {
+			t.Fatalf("round %d: %d of %d admitted, want exactly %d", round, got, goroutines*11/10, want)
+		}
+	}
+	mode.check(t, limiters)
 }
 
 // TestEveryKeyHasTTL runs mixed traffic (all algorithms, allowed and denied, many

@@ -42,7 +42,7 @@ func TestHammerFlagsDefaults(t *testing.T) {
 		Global: commands.Global{Prefix: "ratelab"}, IPs: 50, RPS: 1000, Duration: 3 * time.Second, Seed: 1,
 		Algorithms: algorithms.Names(), Policy: algorithms.Policy{Limit: 10, Window: 500 * time.Millisecond},
 		Nodes: 1, Store: "redis", Pattern: "mixed", Products: 100, Workers: 512,
-		BackendDelay: 5 * time.Millisecond, CheckTimeout: 50 * time.Millisecond, Output: "table",
+		BackendDelay: 5 * time.Millisecond, CheckTimeout: 50 * time.Millisecond, Batch: true, DenyCache: true, Output: "table",
 		OnRedisError: "open", Version: version(), CommandLine: []string{"hammer"},
 	}
 	if !reflect.DeepEqual(*o, want) {
@@ -70,7 +70,7 @@ func TestHammerFlagsParse(t *testing.T) {
 		Global: commands.Global{Prefix: "ratelab"}, IPs: 7, RPS: 250.5, Duration: 2 * time.Second, Seed: 42,
 		Algorithms: []string{"gcra", "sliding-log"}, Policy: algorithms.Policy{Limit: 20, Window: time.Second, Burst: 30},
 		Nodes: 3, Store: "local", Pattern: "poisson", Products: 9,
-		Targets: []string{"http://127.0.0.1:8080", "http://[::1]:8081"}, Workers: 64, CheckTimeout: 2 * time.Second, Output: "json", OutFile: "r.json",
+		Targets: []string{"http://127.0.0.1:8080", "http://[::1]:8081"}, Workers: 64, CheckTimeout: 2 * time.Second, Batch: true, DenyCache: true, Output: "json", OutFile: "r.json",
 		MaxBurstRatio: 1.1, MaxCheckP99: time.Millisecond, MinHitRatio: 0.9, MinAchievedRPS: 240,
 		MaxErrorRatio: ptr(0.0), MaxLateRatio: ptr(0.05), MaxFailOpen: ptr[int64](0), RequireValid: true,
 		OnRedisError: "open", Version: version(), CommandLine: o.CommandLine,

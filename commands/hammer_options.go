@@ -64,6 +64,10 @@ type HammerOptions struct {
 	// CheckTimeout is the nodes' time budget for one limiter check; a check over it
 	// fails open (productapi.DefaultCheckTimeout when 0).
 	CheckTimeout time.Duration
+	// Batch makes the in-process nodes' Redis limiters share round trips between
+	// concurrent checks; DenyCache gives them the exact local deny cache
+	// (productapi.Limits). The flags turn both on.
+	Batch, DenyCache bool
 	// Output is table, json, markdown or html.
 	Output string
 	// Wide keeps every column of the table on a terminal too narrow for them, and

@@ -49,6 +49,8 @@ type hammerRun struct {
 	faultSpans []scenario.FaultSpan
 	trace      []scenario.TraceEvent
 	runEnd     time.Duration
+	// limiter is what the nodes' Redis limiters did over the run (zero otherwise).
+	limiter algorithms.Stats
 }
 
 // maxValidLateRatio is the share of late sends over which a run is not valid: its
@@ -169,6 +171,7 @@ func algorithmRow(r hammerRun, sched *scenario.Schedule, followID string, follow
 		Interrupted: r.res.Interrupted,
 		Checks:      r.checks,
 		FailMode:    r.failMode, Local: r.answers.Local, Fault: faultRow(r),
+		Limiter: limiterCalls(r),
 	}
 	chartData(&a, r.decisions, r.checkLatency, r.res.E2E)
 	if r.res.Elapsed > 0 {

@@ -75,13 +75,13 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		node, err := productapi.NewNode(ctx, productapi.NodeConfig{
 			Redis: conn.Client, LimiterRedis: limiterRedis, Keys: keys, Where: conn.Backend,
 			Limits: productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: name, Policy: opts.Policy},
-				Share: opts.localShare()},
+				Share: opts.localShare(), Batch: opts.Batch, DenyCache: opts.DenyCache},
 			WrapLimiter: rec.Wrap, WrapLocal: wrapLocal,
 			Cache: &cache.Options{LocalTTL: time.Second},
 			API: productapi.Config{
 				Backend: backend, TrustedProxies: trusted, Registerer: prometheus.NewRegistry(),
 				OnLimiterError: spec.mode, CheckTimeout: opts.CheckTimeout, ProbeTimeout: opts.outageAfter(),
-				MaxChecksInFlight: conn.PoolSize(),
+				MaxChecksInFlight: maxChecksInFlight(conn, opts.Batch),
 			},
 		})
 		if err != nil {
@@ -118,6 +118,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	for i, n := range nodes {
 		base[i] = n.CacheStats()
 	}
+	baseLimiter := nodesLimiterStats(nodes, name)
 	baseCalls := backend.Calls()
 
 	start, edge := scenario.AlignedStart(time.Now(), offset, opts.Policy.Window, startLead)
@@ -159,6 +160,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		bound:     algorithms.ExpectedMaxInWindow(name, opts.Policy),
 		cache:     nodeCache(now, base, backend.Calls()-baseCalls),
 		answers:   target.Answers(),
+		limiter:   limiterDelta(nodesLimiterStats(nodes, name), baseLimiter),
 		faults:    opts.Faults, faultSpans: faultSpans, runEnd: opts.Duration,
 	}
 	if spec.compared {

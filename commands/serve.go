@@ -98,6 +98,9 @@ type ServeOptions struct {
 	// Reloaded is told the outcome of each reload (tests).
 	Reload   <-chan struct{} `json:"-"`
 	Reloaded func(error)     `json:"-"`
+	// Batch makes the Redis limiters share round trips between concurrent checks;
+	// DenyCache gives them the exact local deny cache (productapi.Limits).
+	Batch, DenyCache bool
 }
 
 // RouteRule is a limiter for one class of routes: --rule write=5/1s,algorithm=gcra.
@@ -275,6 +278,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 	limits := productapi.Limits{
 		Store: opts.Store, Default: productapi.Rule{Algorithm: opts.Algorithm, Policy: opts.Policy},
 		MaxDelay: opts.MaxDelay, MaxIdentities: opts.LocalMaxIdentities, Share: opts.LocalShare,
+		Batch: opts.Batch, DenyCache: opts.DenyCache,
 	}
 	for _, r := range opts.Rules {
 		if limits.Rules == nil {
@@ -304,7 +308,7 @@ func Serve(ctx context.Context, opts ServeOptions, ios IO) error {
 			Backend: productapi.NewBackend(opts.BackendDelay, 0),
 			KeyBy:   opts.KeyBy, TrustedProxies: opts.TrustedProxies, IPv6Prefix: opts.IPv6Prefix, APIKeys: apiKeys,
 			CheckTimeout: opts.CheckTimeout, OnLimiterError: opts.OnRedisError,
-			Health: productapi.RedisHealth(conn, keys), MaxChecksInFlight: conn.PoolSize(),
+			Health: productapi.RedisHealth(conn, keys), MaxChecksInFlight: maxChecksInFlight(conn, opts.Batch),
 			Registerer: reg, Logger: log,
 		},
 		Server: productapi.ServerConfig{

@@ -5,6 +5,9 @@
 #    connection and in parallel over $RATELAB_BENCH_CONNS connections: checks/s, p50, p99.
 # 2. TestRedisBenchmarkComparison: each script under redis-benchmark (EVALSHA of the exact
 #    script text, same connection count) beside ratelab's parallel run, on one server.
+# 3. BenchmarkBatching: every algorithm from 1, 16, 64 and 256 callers, with and without
+#    batching (checks/s, p50, p99, Redis CPU µs per check); BenchmarkSerialAgainstBare: a
+#    serial check against a bare EVALSHA of the same script, interleaved on one connection.
 #
 # Each step starts its own redis-server on a free 127.0.0.1 port (internal/redistest) and
 # kills it at the end; nothing else is contacted. Each step is bounded by a timeout.
@@ -67,3 +70,15 @@ echo "## redis-benchmark comparison"
 RATELAB_BENCH_COMPARE=1 timeout 15m go test ./algorithms -run '^TestRedisBenchmarkComparison$' \
   -count 1 -v -benchtime "$benchtime" -timeout 14m | grep -v -e '^=== RUN' -e '^PASS' -e '^ok'
 echo "uptime at end: $(uptime)"
+echo
+
+echo "## batching: 1, 16, 64, 256 callers, batched and unbatched (benchtime $benchtime, count $count)"
+timeout 20m go test ./algorithms -run '^$' -bench '^BenchmarkBatching$' -benchtime "$benchtime" \
+  -count "$count" -timeout 19m | grep '^BenchmarkBatching/'
+echo "uptime after the batching step: $(uptime)"
+echo
+
+echo "## serial check against a bare EVALSHA, interleaved on one connection (count $count)"
+timeout 10m go test ./algorithms -run '^$' -bench '^BenchmarkSerialAgainstBare$' -benchtime 20000x \
+  -count "$count" -timeout 9m | grep '^BenchmarkSerialAgainstBare/'
+echo "uptime at end of the batching steps: $(uptime)"

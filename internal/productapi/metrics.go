@@ -2,6 +2,8 @@ package productapi
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratelab/ratelab/algorithms"
 )
 
 // metrics are one API's collectors, registered on Config.Registerer and
@@ -100,3 +102,24 @@ func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// limiterCollector exports what the Redis limiters did, per algorithm: checks the
+// deny cache answered, script calls sent to Redis, and round trips of batched calls.
+func limiterCollector(stats func() map[string]algorithms.Stats) prometheus.Collector {
+	local := prometheus.NewDesc("ratelab_limiter_local_answers_total",
+		"Rate-limiter checks answered by the node's deny cache, without a call to Redis (--deny-cache).", []string{"algorithm"}, nil)
+	calls := prometheus.NewDesc("ratelab_limiter_redis_calls_total",
+		"Rate-limiter script calls sent to Redis (checks and give-backs).", []string{"algorithm"}, nil)
+	trips := prometheus.NewDesc("ratelab_limiter_round_trips_total",
+		"Round trips of batched rate-limiter calls (--batch): one per pipeline, however many checks it carries.", []string{"algorithm"}, nil)
+	return collectorFunc{
+		descs: []*prometheus.Desc{local, calls, trips},
+		collect: func(ch chan<- prometheus.Metric) {
+			for name, s := range stats() {
+				ch <- prometheus.MustNewConstMetric(local, prometheus.CounterValue, float64(s.Local), name)
+				ch <- prometheus.MustNewConstMetric(calls, prometheus.CounterValue, float64(s.RedisCalls), name)
+				ch <- prometheus.MustNewConstMetric(trips, prometheus.CounterValue, float64(s.RoundTrips), name)
+			}
+		},
+	}
+}

@@ -54,6 +54,13 @@ type Limits struct {
 	// Share is how many nodes share the limit: with fail mode local, each node's
 	// in-memory limiter enforces SharePolicy(policy, Share) while Redis fails; 0 means 1.
 	Share int
+	// Batch makes the Redis limiters share round trips between concurrent checks
+	// (algorithms.WithBatching, its defaults).
+	Batch bool
+	// DenyCache gives the Redis limiters an exact local deny cache
+	// (algorithms.WithDenyCache), except the leaky bucket's: its give-backs, from any
+	// node, improve an identity's state, which no other node's cache would know.
+	DenyCache bool
 }
 
 // SharePolicy is one node's share of p among n nodes: ceil(L/n) per window, and a
@@ -178,9 +185,30 @@ type Node struct {
 	API *API
 	// Server serves API with the node's timeouts; the caller starts it on a listener
 	// and shuts it down.
-	Server    *http.Server
-	cache     *cache.Cache
-	evictions func() int64
+	Server       *http.Server
+	cache        *cache.Cache
+	evictions    func() int64
+	limiterStats func() map[string]algorithms.Stats
+}
+
+// LimiterStats counts, per algorithm, what the node's Redis limiters did: checks
+// answered by the deny cache, calls to Redis, round trips (nil without Redis limiters).
+func (n *Node) LimiterStats() map[string]algorithms.Stats {
+	if n.limiterStats == nil {
+		return nil
+	}
+	return n.limiterStats()
+}
+
+// limiterStats sums the stats of ls by algorithm.
+func limiterStats(ls []*algorithms.Redis) map[string]algorithms.Stats {
+	m := map[string]algorithms.Stats{}
+	for _, l := range ls {
+		s, t := m[l.Algorithm()], l.Stats()
+		s.Local, s.RedisCalls, s.RoundTrips = s.Local+t.Local, s.RedisCalls+t.RedisCalls, s.RoundTrips+t.RoundTrips
+		m[l.Algorithm()] = s
+	}
+	return m
 }
 
 // Policies are the node's policy file and its limiters (nil without Limits.File):
@@ -201,8 +229,9 @@ func (n *Node) LocalEvictions() int64 {
 func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	api := cfg.API
 	var locals []*algorithms.Local
+	var redises []*algorithms.Redis
 	if cfg.Limits.Default.Algorithm != "" {
-		l, err := cfg.limiter(cfg.Limits.Default, &locals)
+		l, err := cfg.limiter(cfg.Limits.Default, &locals, &redises)
 		if err != nil {
 			return nil, err
 		}
@@ -214,7 +243,7 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if len(cfg.Limits.Rules) > 0 {
 		api.Rules = map[Class]algorithms.Limiter{}
 		for c, r := range cfg.Limits.Rules {
-			l, err := cfg.limiter(r, &locals)
+			l, err := cfg.limiter(r, &locals, &redises)
 			if err != nil {
 				return nil, fmt.Errorf("rule %s: %w", c, err)
 			}
@@ -253,7 +282,10 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 			return n
 		}
 	}
-	n := &Node{evictions: api.LocalEvictions}
+	if len(redises) > 0 {
+		api.LimiterStats = func() map[string]algorithms.Stats { return limiterStats(redises) }
+	}
+	n := &Node{evictions: api.LocalEvictions, limiterStats: api.LimiterStats}
 	if cfg.Cache != nil {
 		if cfg.Redis == nil {
 			return nil, errors.New("productapi: a node's cache needs Redis")
@@ -277,8 +309,8 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 }
 
 // limiter builds the limiter of one rule in the node's store; an in-memory one is
-// added to locals.
-func (cfg NodeConfig) limiter(r Rule, locals *[]*algorithms.Local) (algorithms.Limiter, error) {
+// added to locals, a Redis one to redises.
+func (cfg NodeConfig) limiter(r Rule, locals *[]*algorithms.Local, redises *[]*algorithms.Redis) (algorithms.Limiter, error) {
 	var l algorithms.Limiter
 	var err error
 	opts := cfg.Limits.options()
@@ -297,7 +329,17 @@ func (cfg NodeConfig) limiter(r Rule, locals *[]*algorithms.Local) (algorithms.L
 		if client == nil {
 			return nil, errors.New("productapi: a Redis limiter needs Redis")
 		}
-		l, err = algorithms.NewRedis(client, cfg.Keys, r.Algorithm, r.Policy, opts...)
+		if cfg.Limits.Batch {
+			opts = append(opts, algorithms.WithBatching(0, 0))
+		}
+		if cfg.Limits.DenyCache && r.Algorithm != algorithms.LeakyBucket {
+			opts = append(opts, algorithms.WithDenyCache(0))
+		}
+		var rl *algorithms.Redis
+		if rl, err = algorithms.NewRedis(client, cfg.Keys, r.Algorithm, r.Policy, opts...); err == nil {
+			*redises = append(*redises, rl)
+			l = rl
+		}
 	default:
 		return nil, fmt.Errorf("productapi: store %q: choose %q or %q", cfg.Limits.Store, StoreRedis, StoreLocal)
 	}

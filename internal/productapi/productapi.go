@@ -141,6 +141,9 @@ type Config struct {
 	// LocalEvictions, when set, counts the identities the node's in-memory limiters
 	// forgot to stay within their bound, for /metrics (NewNode sets it for StoreLocal).
 	LocalEvictions func() int64
+	// LimiterStats, when set, counts per algorithm what the node's Redis limiters did
+	// (checks answered locally, Redis calls, round trips), for /metrics (NewNode sets it).
+	LimiterStats func() map[string]algorithms.Stats
 	// Health is a limiter-shaped write to Redis (see RedisHealth) whose error says why
 	// Redis cannot serve the limiter; nil means no Redis to check. /healthz runs it, and
 	// a failed check runs it to confirm an outage before one is declared.
@@ -255,6 +258,9 @@ func New(cfg Config) (*API, error) {
 		}
 	}
 	a.metrics = newMetrics(cfg.Backend, stats, func() float64 { return float64(len(a.slots)) }, cfg.LocalEvictions)
+	if cfg.LimiterStats != nil {
+		a.metrics.all = append(a.metrics.all, limiterCollector(cfg.LimiterStats))
+	}
 	a.outage.onStart = func() { a.metrics.outage.Set(1); a.metrics.outages.Inc() }
 	a.outage.onEnd = func() { a.metrics.outage.Set(0) }
 	if cfg.Policies != nil {

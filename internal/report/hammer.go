@@ -18,8 +18,9 @@ import (
 // CPUs), validity, the interrupt's timing, a failed algorithm, status codes and the
 // error set, error ratios, and thresholds without data. Version 3 added each
 // algorithm's decisions per W/10 and latency distributions (the HTML report's charts),
-// each algorithm's fail_mode and fault (the fault lab, docs/faults.md) and the answers a
-// node's in-memory limiter decided (local).
+// each algorithm's fail_mode and fault (the fault lab, docs/faults.md), the answers a
+// node's in-memory limiter decided (local), and its limiter calls (checks answered
+// locally, Redis calls per request).
 const HammerSchemaVersion = 3
 
 // Hammer is the report of one `ratelab hammer` run. Its JSON is the stable schema
@@ -154,6 +155,9 @@ type Algorithm struct {
 	// LocalEvictions counts the identities the nodes' in-memory limiters (--store
 	// local) forgot to stay within their bound: each such client started afresh.
 	LocalEvictions int64 `json:"local_evictions,omitempty"`
+	// Limiter is what the nodes' Redis limiters did: checks answered locally, Redis
+	// calls; absent when none ran in process.
+	Limiter *LimiterCalls `json:"limiter,omitempty"`
 	// FailClosed counts 5xx answers that were fail-closed refusals (the check failed
 	// and the node refused); they are among Errors.
 	FailClosed int64 `json:"fail_closed"`

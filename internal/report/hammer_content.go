@@ -82,6 +82,9 @@ func hammerSections(h *Hammer) []hammerSection {
 		sections = append(sections, hammerSection{title: "Errors (requests without an answer, by kind, with the first message)", grid: errs})
 	}
 
+	if g := limiterGrid(h); g != nil {
+		sections = append(sections, hammerSection{title: "Limiter calls (checks the deny cache answered, script calls to Redis, per request)", grid: g})
+	}
 	if len(h.Targets) == 0 || h.Cache.Hits+h.Cache.Misses > 0 {
 		title := "Cache (every run)"
 		if len(h.Targets) > 0 {

@@ -63,6 +63,8 @@ func sampleHammer() *Hammer {
 			StatusCodes:    map[string]int64{"200": 1400, "429": 1590, "500": 4},
 			ErrorSet:       []ErrorKind{{Kind: "timeout", Count: 6, Example: "read tcp 127.0.0.1:40000->127.0.0.1:8080: i/o timeout"}},
 			ErrorRatio:     0.003, LateSendRatio: 0.0005, ElapsedMs: 3000,
+			Limiter: &LimiterCalls{LocalAnswers: 1200, RedisCalls: 1790, RoundTrips: 1500,
+				RedisCallsPerRequest: 0.599, RedisCallsPerDenied: 0.245},
 		}
 	}
 	return &Hammer{
