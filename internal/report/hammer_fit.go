@@ -27,6 +27,16 @@ var compactHeaders = map[string]string{
 	"backend calls":   "backend",
 	"fill-lock waits": "lock waits",
 	"error ratio":     "err ratio",
+	// the limiter calls table
+	"answered locally": "local",
+	"Redis calls":      "calls",
+	"calls/request":    "calls/req",
+	"calls/denied":     "calls/deny",
+	// the fault table
+	"over-limit admitted":  "abuse",
+	"within-limit refused": "good refused",
+	"fail-mode peak":       "mode peak",
+	"recovery":             "recov",
 }
 
 // compactDrop are the columns a table loses, first to last, until it fits the width:
@@ -35,6 +45,8 @@ var compactHeaders = map[string]string{
 var compactDrop = []string{
 	"allowed/s", "peak in W/10", "p90", "p99.9", "e2e max", "policy", "denied", "sent",
 	"fill-lock waits", "local", "redis", "max", "e2e p50", "backend calls",
+	"round trips", "Redis calls", "p99 recovery", "fail-open", "fail-closed", "errors", "peak in W",
+	"requests", "check p50", "admitted", "fail-mode peak",
 }
 
 // HammerTableWidth writes h as HammerTable does, laid out to fit width terminal
@@ -199,7 +211,7 @@ func compactTimelineChart(h *Hammer) string {
 		if tl == nil || len(tl.Counts) != len(first.Counts) {
 			continue
 		}
-		fmt.Fprintf(&b, "%-*s  ", width, a.Name)
+		fmt.Fprintf(&b, "%-*s  ", width, a.Label())
 		var before, after int64
 		for i, c := range tl.Counts {
 			if i == half {

@@ -48,7 +48,7 @@ func TestHammerTableWidthFits(t *testing.T) {
 	targets.TargetPolicyMismatch = []string{"http://127.0.0.1:8080 enforces a quota of 100, not --limit 10"}
 	invalid := sixAlgorithms()
 	invalid.Valid, invalid.InvalidReasons = false, []string{"41.0% of sends were late (more than 1%): run on a quieter machine, or lower --rps"}
-	for name, h := range map[string]*Hammer{"six": sixAlgorithms(), "two": sampleHammer(), "targets": targets, "invalid": invalid} {
+	for name, h := range map[string]*Hammer{"six": sixAlgorithms(), "two": sampleHammer(), "targets": targets, "invalid": invalid, "fault": sampleFaultHammer()} {
 		for _, width := range []int{80, 100, 132} {
 			var b bytes.Buffer
 			if err := HammerTableWidth(&b, h, width); err != nil {

@@ -29,7 +29,7 @@ func limiterGrid(h *Hammer) *grid {
 		if l.RoundTrips > 0 {
 			trips = count(l.RoundTrips)
 		}
-		g.rows = append(g.rows, []string{a.Name, count(l.LocalAnswers), count(l.RedisCalls), trips,
+		g.rows = append(g.rows, []string{a.Label(), count(l.LocalAnswers), count(l.RedisCalls), trips,
 			strconv.FormatFloat(l.RedisCallsPerRequest, 'f', 3, 64), strconv.FormatFloat(l.RedisCallsPerDenied, 'f', 3, 64)})
 	}
 	if len(g.rows) == 0 {
