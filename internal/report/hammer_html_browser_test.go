@@ -26,6 +26,7 @@ var (
 	pageFlag = flag.String("html-page", "", "the browser test loads this page (a real run's --output html) instead of the sample's")
 	shotFlag = flag.String("html-screenshot", "", "the browser test saves its full-page screenshot (PNG) here instead of in a temporary directory")
 	topFlag  = flag.String("html-screenshot-top", "", "the browser test also saves the page's first screen (1280×900, PNG) here")
+	partFlag = flag.String("html-screenshot-section", "", "ID=FILE: the browser test also saves the page's section#ID (e.g. faults, sweep) as a PNG in FILE")
 )
 
 // chromium finds headless Chromium (Debian's package chromium), or skips the test;
@@ -296,6 +297,15 @@ func browsePage(t *testing.T, exe, dir, page string, want []string, shotPath, to
 			t.Fatalf("chromium: %v", err)
 		}
 		if err := os.WriteFile(topPath, top, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id, file, ok := strings.Cut(*partFlag, "="); ok && shotPath != "" {
+		part, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("section#"+id)))
+		if err != nil {
+			t.Fatalf("chromium: section#%s: %v", id, err)
+		}
+		if err := os.WriteFile(file, part, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -241,7 +241,10 @@
       const f = a.fault;
       const tl = f.timeline;
       const shown = kinds.filter((k, i) => i < 2 || sum(tl[k[0]]) > 0);
+      // A bucket is drawn from its start to the next's: the last closes at its end.
       const xs = tl.admitted.map((_, i) => tl.start_ms - f.start_ms + i * tl.bucket_ms);
+      xs.push(xs[xs.length - 1] + tl.bucket_ms);
+      const series = k => { const c = (tl[k[0]] || xs.slice(1).map(() => 0)).slice(); c.push(c[c.length - 1]); return c; };
       const box = chartBox(host, a.label + ": " + f.requests + " requests in the fault's span, " + f.admitted + " admitted, " +
         f.over_limit_admitted + " of " + f.over_limit_attempts + " over the limit admitted, " +
         f.within_limit_refused + " of " + f.within_limit_attempts + " within it refused");
@@ -257,7 +260,7 @@
           { label: "per " + tl.bucket_ms + "ms", size: 56 },
         ],
         hooks: { draw: [faultSpan(f.duration_ms)] },
-      }, [xs].concat(shown.map(k => (tl[k[0]] || xs.map(() => 0)))));
+      }, [xs].concat(shown.map(series)));
     });
   }
 
