@@ -67,6 +67,9 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
   # a sweep: 3 limits × 2 windows × 6 algorithms over one read of the log
   ratelab simulate --trace access.log --limit 50,100,200 --window 1m,1h --output markdown
 
+  # the same as one page that opens offline, with its charts; the table on the terminal
+  ratelab simulate --trace access.log --limit 50,100,200 --window 1m,1h --output html --out sweep.html
+
   # the policies of a file, one a line (100/1m, 100/1m burst 200, 100r1m-b200)
   ratelab simulate --trace access.log --sweep policies.txt --algorithms sliding-log,gcra
 
@@ -126,6 +129,7 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
 	f.IntVar(&opts.Top, "top", commands.DefaultSimulateTop, "clients listed per algorithm, by denials")
 	f.StringVar(&opts.Follow, "follow", "", "the client the timeline follows (default: the pattern's first boundary attacker, or the trace's first client)")
 	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "report format: "+strings.Join(report.Formats(), ", "))
+	f.StringVar(&opts.OutFile, "out", "", "write the report in --output's format to this file (atomically); standard output gets the table")
 	return cmd
 }
 

@@ -55,9 +55,12 @@ func TestSimulateFlags(t *testing.T) {
 		o.TraceOptions.From.IsZero() || o.Balancer != "hash" {
 		t.Errorf("trace options %+v", o.TraceOptions)
 	}
+	if o, code := parseSimulate(t, "--output", "html", "--out", "sweep.html"); code != commands.ExitOK || o.Output != "html" || o.OutFile != "sweep.html" {
+		t.Errorf("--output html --out sweep.html: exit %d, %+v", code, o)
+	}
 	for _, bad := range [][]string{
 		{"--from", "yesterday"}, {"--fields", "when=ts"}, {"--limit", "0"}, {"--balancer", "random"},
-		{"--ipv6-prefix", "12"}, {"--output", "html"}, {"extra"},
+		{"--ipv6-prefix", "12"}, {"--output", "yaml"}, {"extra"},
 	} {
 		if _, code := parseSimulate(t, bad...); code != commands.ExitUsage {
 			t.Errorf("%q: exit %d, want %d", bad, code, commands.ExitUsage)

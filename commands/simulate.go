@@ -30,6 +30,9 @@ var errSimulateInterrupted = errors.New("interrupted: the report covers what was
 // Simulate runs the algorithms' models over a trace or hammer's synthetic traffic in
 // virtual time and writes the report. opts passed Validate, as cmd does.
 func Simulate(ctx context.Context, opts SimulateOptions, ios IO) error {
+	if err := checkOutFile(opts.OutFile); err != nil {
+		return err
+	}
 	if opts.SweepFile != "" {
 		if err := loadSweep(&opts); err != nil {
 			return err
@@ -57,7 +60,7 @@ func Simulate(ctx context.Context, opts SimulateOptions, ios IO) error {
 		return err
 	}
 	buildSimulateReport(s, run, opts)
-	if err := report.WriteSimulate(ios.Out, opts.Output, s); err != nil {
+	if err := writeSimulateReport(ios, opts, s); err != nil {
 		return err
 	}
 	if s.Interrupted {

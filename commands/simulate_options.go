@@ -51,8 +51,11 @@ type SimulateOptions struct {
 	// Follow is the client the timeline follows ("": the pattern's first boundary
 	// attacker, or the trace's first client).
 	Follow string
-	// Output is table, json or markdown.
+	// Output is table, json, markdown or html.
 	Output string
+	// OutFile, when set, receives the report in Output's format (written atomically),
+	// and Out gets the table.
+	OutFile string
 	// Version and CommandLine go into the report.
 	Version     string
 	CommandLine []string

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ var (
 	pageFlag = flag.String("html-page", "", "the browser test loads this page (a real run's --output html) instead of the sample's")
 	shotFlag = flag.String("html-screenshot", "", "the browser test saves its full-page screenshot (PNG) here instead of in a temporary directory")
 	topFlag  = flag.String("html-screenshot-top", "", "the browser test also saves the page's first screen (1280×900, PNG) here")
+	partFlag = flag.String("html-screenshot-section", "", "ID=FILE: the browser test also saves the page's section#ID (e.g. faults, sweep) as a PNG in FILE")
 )
 
 // chromium finds headless Chromium (Debian's package chromium), or skips the test;
@@ -49,18 +52,19 @@ type drawnChart struct {
 	Series    []string `json:"series"`
 }
 
-// expectedCharts are the charts a report's page must draw, as "kind algorithm: n
-// series": a timeline (per W/10, in the W before, L, 2L) per algorithm with one, a
-// decisions chart (admitted, denied) per algorithm with decisions, and a latency
-// chart with a series per distribution it has.
+// expectedCharts are the charts a hammer page must draw, as "kind label: n series":
+// a timeline (per W/10, in the W before, L, 2L) per algorithm with one, a decisions
+// chart (admitted, denied) per algorithm with decisions, a latency chart with a
+// series per distribution it has, and a fault chart per algorithm and fail mode
+// with a fault (admitted, denied, and each other kind some request was decided by).
 func expectedCharts(h *Hammer) []string {
-	var timeline, decisions, latency []string
+	var timeline, decisions, latency, faults []string
 	for _, a := range h.Algorithms {
 		if a.Timeline != nil && len(a.Timeline.Counts) > 0 {
-			timeline = append(timeline, fmt.Sprintf("timeline %s: 4 series", a.Name))
+			timeline = append(timeline, fmt.Sprintf("timeline %s: 4 series", a.Label()))
 		}
 		if a.Decisions != nil && len(a.Decisions.Allowed) > 0 {
-			decisions = append(decisions, fmt.Sprintf("decisions %s: 2 series", a.Name))
+			decisions = append(decisions, fmt.Sprintf("decisions %s: 2 series", a.Label()))
 		}
 		n := 0
 		if len(a.CheckPercentiles) > 0 {
@@ -70,48 +74,151 @@ func expectedCharts(h *Hammer) []string {
 			n++
 		}
 		if n > 0 {
-			latency = append(latency, fmt.Sprintf("latency %s: %d series", a.Name, n))
+			latency = append(latency, fmt.Sprintf("latency %s: %d series", a.Label(), n))
+		}
+		if f := a.Fault; f != nil && len(f.Timeline.Admitted) > 0 {
+			n := 2
+			for _, kind := range [][]int64{f.Timeline.FailOpen, f.Timeline.FailClosed, f.Timeline.Local, f.Timeline.Errors} {
+				var sum int64
+				for _, c := range kind {
+					sum += c
+				}
+				if sum > 0 {
+					n++
+				}
+			}
+			faults = append(faults, fmt.Sprintf("fault %s: %d series", a.Label(), n))
 		}
 	}
-	return append(append(timeline, decisions...), latency...)
+	return slices.Concat(timeline, decisions, latency, faults)
+}
+
+// expectedSimulateCharts are the charts a simulate page must draw: a timeline per
+// algorithm with one when one policy ran, and a sweep chart (refused, admitted) per
+// algorithm when several did.
+func expectedSimulateCharts(s *Simulate) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range s.Algorithms {
+		switch {
+		case s.Sweep && !seen[a.Name]:
+			seen[a.Name] = true
+			out = append(out, fmt.Sprintf("sweep %s: 2 series", a.Name))
+		case !s.Sweep && a.Timeline != nil && len(a.Timeline.Counts) > 0:
+			out = append(out, fmt.Sprintf("timeline %s: 4 series", a.Name))
+		}
+	}
+	return out
+}
+
+// writeHTMLFile writes a page with write to a file in dir.
+func writeHTMLFile(t *testing.T, dir, name string, write func(io.Writer) error) string {
+	t.Helper()
+	page := filepath.Join(dir, name)
+	f, err := os.Create(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return page
+}
+
+// pageCharts reads the charts a page must draw from the report it embeds, by the
+// command that wrote it (script#page).
+func pageCharts(t *testing.T, raw []byte) []string {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)<script type="application/json" id="report">(.*?)</script>`).FindSubmatch(raw)
+	meta := regexp.MustCompile(`(?s)<script type="application/json" id="page">(.*?)</script>`).FindSubmatch(raw)
+	if m == nil || meta == nil {
+		t.Fatal("the page has no embedded report or page notes")
+	}
+	var pm pageMeta
+	if err := json.Unmarshal(meta[1], &pm); err != nil {
+		t.Fatal(err)
+	}
+	switch pm.Command {
+	case "hammer":
+		var h Hammer
+		if err := json.Unmarshal(m[1], &h); err != nil {
+			t.Fatal(err)
+		}
+		return expectedCharts(&h)
+	case "simulate":
+		var s Simulate
+		if err := json.Unmarshal(m[1], &s); err != nil {
+			t.Fatal(err)
+		}
+		return expectedSimulateCharts(&s)
+	}
+	t.Fatalf("the page is of command %q", pm.Command)
+	return nil
 }
 
 // TestHammerHTMLInABrowser loads the page in headless Chromium: it must render with
 // no console error, no exception and no network request, and draw the charts the
-// report calls for, each with its series; the screenshot is kept.
+// report calls for, each with its series; the screenshot is kept. -html-page loads a
+// real run's page (hammer's or simulate's) instead of the sample's.
 func TestHammerHTMLInABrowser(t *testing.T) {
 	exe := chromium(t)
 	dir := t.TempDir()
 	page := *pageFlag
 	if page == "" {
-		page = filepath.Join(dir, "report.html")
-		f, err := os.Create(page)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := HammerHTML(f, chartSample()); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
+		page = writeHTMLFile(t, dir, "report.html", func(w io.Writer) error { return HammerHTML(w, chartSample()) })
 	}
 	raw, err := os.ReadFile(page)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?s)<script type="application/json" id="report">(.*?)</script>`).FindSubmatch(raw)
-	if m == nil {
-		t.Fatalf("%s has no embedded report", page)
-	}
-	var h Hammer
-	if err := json.Unmarshal(m[1], &h); err != nil {
-		t.Fatal(err)
-	}
-	want := expectedCharts(&h)
+	want := pageCharts(t, raw)
 	if *pageFlag == "" && len(want) != 18 {
 		t.Fatalf("the sample calls for %d charts, want 18: %q", len(want), want)
 	}
+	browsePage(t, exe, dir, page, want, *shotFlag, *topFlag)
+}
+
+// TestHammerFaultHTMLInABrowser: with a fault, the page draws a fault chart per
+// algorithm and fail mode besides the others, with the fail modes' series.
+func TestHammerFaultHTMLInABrowser(t *testing.T) {
+	exe := chromium(t)
+	dir := t.TempDir()
+	h := sampleFaultHammer()
+	page := writeHTMLFile(t, dir, "fault.html", func(w io.Writer) error { return HammerHTML(w, h) })
+	want := expectedCharts(h)
+	// open: admitted, denied, fail-open, errors; local: admitted, denied, local, errors.
+	if !slices.Contains(want, "fault sliding-log/open: 4 series") || !slices.Contains(want, "fault sliding-log/local: 4 series") {
+		t.Fatalf("the fault sample calls for %q", want)
+	}
+	browsePage(t, exe, dir, page, want, "", "")
+}
+
+// TestSimulateHTMLInABrowser: simulate's page, of one policy (the timeline) and of a
+// sweep (the trade-off per algorithm), renders as hammer's does.
+func TestSimulateHTMLInABrowser(t *testing.T) {
+	exe := chromium(t)
+	for _, sweep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sweep=%v", sweep), func(t *testing.T) {
+			dir := t.TempDir()
+			s := sampleSimulate(sweep)
+			page := writeHTMLFile(t, dir, "simulate.html", func(w io.Writer) error { return SimulateHTML(w, s) })
+			want := expectedSimulateCharts(s)
+			if len(want) != 2 {
+				t.Fatalf("the sample calls for %q, want 2 charts", want)
+			}
+			browsePage(t, exe, dir, page, want, "", "")
+		})
+	}
+}
+
+// browsePage loads page in Chromium, checks that it drew exactly want with no
+// console error, exception or network request, and saves its full-page screenshot
+// (to shotPath, or in dir) and, with topPath, its first screen.
+func browsePage(t *testing.T, exe, dir, page string, want []string, shotPath, topPath string) {
+	t.Helper()
 	abs, err := filepath.Abs(page)
 	if err != nil {
 		t.Fatal(err)
@@ -184,18 +291,27 @@ func TestHammerHTMLInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
-	if *topFlag != "" {
+	if topPath != "" {
 		top, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err != nil {
 			t.Fatalf("chromium: %v", err)
 		}
-		if err := os.WriteFile(*topFlag, top, 0o644); err != nil {
+		if err := os.WriteFile(topPath, top, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out := *shotFlag
+	if id, file, ok := strings.Cut(*partFlag, "="); ok && shotPath != "" {
+		part, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("section#"+id)))
+		if err != nil {
+			t.Fatalf("chromium: section#%s: %v", id, err)
+		}
+		if err := os.WriteFile(file, part, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := shotPath
 	if out == "" {
-		out = filepath.Join(dir, "report.png")
+		out = filepath.Join(dir, strings.TrimSuffix(filepath.Base(page), ".html")+".png")
 	}
 	if err := os.WriteFile(out, shot, 0o644); err != nil {
 		t.Fatal(err)

@@ -116,13 +116,15 @@ type SimulateClient struct {
 	FirstDenial  *time.Time `json:"first_denial,omitempty"`
 }
 
-// WriteSimulate renders s in format (table, json or markdown) to w.
+// WriteSimulate renders s in format (table, json, markdown or html) to w.
 func WriteSimulate(w io.Writer, format string, s *Simulate) error {
 	switch format {
 	case FormatJSON:
 		return writeJSON(w, s)
 	case FormatMarkdown:
 		return SimulateMarkdown(w, s)
+	case FormatHTML:
+		return SimulateHTML(w, s)
 	case FormatTable, "":
 		return SimulateTable(w, s)
 	}

@@ -96,7 +96,7 @@ func TestSimulateJSONFields(t *testing.T) {
 		v.Algorithms[1].WellBehavedRefused.Clients != 6 || v.Algorithms[0].Clients[0].Client != "100.0.0.0" {
 		t.Errorf("decoded %+v", v)
 	}
-	if err := WriteSimulate(&buf, "html", sampleSimulate(false)); err == nil {
-		t.Error("format html accepted")
+	if err := WriteSimulate(&buf, "yaml", sampleSimulate(false)); err == nil {
+		t.Error("format yaml accepted")
 	}
 }
