@@ -77,6 +77,9 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
   ratelab simulate --trace events.jsonl --fields time=ts,client=ip,key=api_key --client key \
     --from 2026-11-24T09:00:00Z --to 2026-11-24T10:00:00Z
 
+  # a policy file's rules, limits and tiers over a log with API keys
+  ratelab simulate --trace events.jsonl --limits policy.yaml
+
   # three nodes with a limiter each: round robin against hashing by client
   ratelab simulate --trace access.log --nodes 3 --store local --balancer hash` + "\n" + exitStatusHelp + `
      (simulate has no thresholds)
@@ -99,6 +102,9 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
 			}
 			opts.Version = version()
 			opts.CommandLine = commandLine(cmd)
+			if err := checkSimulateLimits(cmd, opts); err != nil {
+				return err
+			}
 			if err := opts.Validate(); err != nil {
 				return err
 			}
@@ -118,6 +124,7 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
 	f.Int64SliceVar(&opts.Limits, "limit", []int64{commands.DefaultHammerLimit}, "limit L: requests per window per client; several values sweep")
 	f.DurationSliceVar(&opts.Windows, "window", []time.Duration{commands.DefaultHammerWindow}, "window W; several values sweep")
 	f.Int64SliceVar(&opts.Bursts, "burst", []int64{0}, "burst B for token-bucket, leaky-bucket and gcra (0: the limit); several values sweep")
+	f.StringVar(&opts.LimitsFile, "limits", "", "a policy file (docs/policies.md): each request decided by its rule's limits together, as serve does, instead of --algorithms and --limit/--window/--burst")
 	f.StringVar(&opts.SweepFile, "sweep", "", "a file of policies to sweep instead of --limit/--window/--burst, one a line: 100/1m, 100/1m burst 200 or 100r1m-b200")
 	f.StringSliceVar(&opts.Algorithms, "algorithms", algorithms.Names(), "algorithms to compare, side by side: "+strings.Join(algorithms.Names(), ","))
 	f.IntVar(&opts.Nodes, "nodes", 1, "API nodes; with --store local each has its own limiter")
@@ -125,7 +132,7 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
 	f.StringVar(&opts.Balancer, "balancer", simulate.RoundRobin, "with --store local, how requests reach the nodes: "+strings.Join(simulate.Balancers(), " or ")+" (by client)")
 	f.IntVar(&opts.Top, "top", commands.DefaultSimulateTop, "clients listed per algorithm, by denials")
 	f.StringVar(&opts.Follow, "follow", "", "the client the timeline follows (default: the pattern's first boundary attacker, or the trace's first client)")
-	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "report format: "+strings.Join(report.Formats(), ", "))
+	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "report format: "+strings.Join(report.SimulateFormats(), ", "))
 	return cmd
 }
 
@@ -148,4 +155,25 @@ func parseFlagTime(flag, s string) (time.Time, error) {
 		return time.Time{}, commands.Usagef("%s %q: give an RFC 3339 time, e.g. 2026-11-24T09:00:00Z", flag, s)
 	}
 	return t, nil
+}
+
+// limitsExcludes are the flags that a policy file replaces (it names the algorithms
+// and limits) or that its simulation does not offer.
+var limitsExcludes = []string{"algorithms", "limit", "window", "burst", "sweep", "nodes", "store", "balancer", "follow", "top", "ipv6-prefix"}
+
+// checkSimulateLimits refuses --limits beside the flags it replaces, and --client key
+// (the file's identity says who a client is).
+func checkSimulateLimits(cmd *cobra.Command, opts commands.SimulateOptions) error {
+	if opts.LimitsFile == "" {
+		return nil
+	}
+	for _, name := range limitsExcludes {
+		if cmd.Flags().Changed(name) {
+			return commands.Usagef("--%s does not apply with --limits: the policy file gives the algorithms, limits and identity; drop --%s, or drop --limits to compare algorithms", name, name)
+		}
+	}
+	if opts.TraceOptions.Client == trace.ClientKey {
+		return commands.Usagef("--client key does not apply with --limits: the file's identity says who a client is (identity: api-key for the trace's key field)")
+	}
+	return nil
 }

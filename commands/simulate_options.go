@@ -35,6 +35,9 @@ type SimulateOptions struct {
 	// into Sweep.
 	SweepFile string
 	Sweep     []algorithms.Policy
+	// LimitsFile, when set, is a policy file whose rules decide the requests
+	// instead of Algorithms and the policies (cmd refuses those flags beside it).
+	LimitsFile string
 	// Algorithms are decided side by side (cmd makes an empty --algorithms all six).
 	Algorithms []string
 	// Nodes and Store: with productapi.StoreLocal each of Nodes has its own limiter,
@@ -120,8 +123,8 @@ func (o SimulateOptions) Validate() error {
 		return Usagef("--balancer %q: choose one of %s", o.Balancer, strings.Join(simulate.Balancers(), ", "))
 	case o.Top < 0:
 		return Usagef("--top %d: it must not be negative", o.Top)
-	case !slices.Contains(report.Formats(), o.Output):
-		return Usagef("--output %q: choose one of %s", o.Output, strings.Join(report.Formats(), ", "))
+	case !slices.Contains(report.SimulateFormats(), o.Output):
+		return Usagef("--output %q: choose one of %s", o.Output, strings.Join(report.SimulateFormats(), ", "))
 	case !o.TraceOptions.From.IsZero() && !o.TraceOptions.To.IsZero() && !o.TraceOptions.To.After(o.TraceOptions.From):
 		return Usagef("--to %s is not after --from %s", o.TraceOptions.To.Format(time.RFC3339), o.TraceOptions.From.Format(time.RFC3339))
 	}

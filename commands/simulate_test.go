@@ -66,7 +66,7 @@ func generatedLog(t *testing.T, lines int64, clients int) string {
 func TestSimulateDeterministic(t *testing.T) {
 	t.Parallel()
 	log := generatedLog(t, 20_000, 200)
-	for _, format := range report.Formats() {
+	for _, format := range report.SimulateFormats() {
 		for _, fromTrace := range []bool{false, true} {
 			opts := simulateOptions()
 			opts.Output = format

@@ -44,6 +44,8 @@ type Simulate struct {
 	// Sweep reports more than one policy: Algorithms holds each policy's algorithms.
 	Sweep      bool                `json:"sweep"`
 	Algorithms []SimulateAlgorithm `json:"algorithms"`
+	// Limits is what a policy file decided (simulate --limits); Algorithms is then empty.
+	Limits *SimulateLimits `json:"limits,omitempty"`
 	// Interrupted reports a run stopped early; the figures cover what was read.
 	Interrupted bool `json:"interrupted,omitempty"`
 }
@@ -116,6 +118,9 @@ type SimulateClient struct {
 	FirstDenial  *time.Time `json:"first_denial,omitempty"`
 }
 
+// SimulateFormats lists simulate's output formats, the default first (no html).
+func SimulateFormats() []string { return []string{FormatTable, FormatJSON, FormatMarkdown} }
+
 // WriteSimulate renders s in format (table, json or markdown) to w.
 func WriteSimulate(w io.Writer, format string, s *Simulate) error {
 	switch format {
@@ -126,5 +131,5 @@ func WriteSimulate(w io.Writer, format string, s *Simulate) error {
 	case FormatTable, "":
 		return SimulateTable(w, s)
 	}
-	return fmt.Errorf("output format %q: choose one of %s", format, strings.Join(Formats(), ", "))
+	return fmt.Errorf("output format %q: choose one of %s", format, strings.Join(SimulateFormats(), ", "))
 }

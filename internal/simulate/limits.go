@@ -23,12 +23,15 @@ type Limits struct {
 	// identity, and the decisions of the enforced and the shadow limits (nil when
 	// the rule has none of that kind).
 	OnDecision func(rule int, identity string, t int64, enforced, shadow *algorithms.MultiDecision)
-	rules      []ruleState
-	rows       map[rowKey]*row
-	sent       int64
-	first      int64
-	last       int64
-	unmatched  int64
+	// Span is the time (µs) over which a client's rate is judged; 0 for the time
+	// from the first request to the last. It is never less than a limit's window.
+	Span      int64
+	rules     []ruleState
+	rows      map[rowKey]*row
+	sent      int64
+	first     int64
+	last      int64
+	unmatched int64
 	// unidentified are requests of an api-key identity without a key: serve answers
 	// them 401 before any limit.
 	unidentified int64
@@ -242,7 +245,7 @@ func (l *Limits) Result() LimitsResult {
 	slices.SortFunc(keys, func(a, b rowKey) int {
 		return cmp.Or(cmp.Compare(a.rule, b.rule), cmp.Compare(a.tier, b.tier))
 	})
-	span := l.last - l.first
+	span := max(l.last-l.first, l.Span)
 	for _, rs := range l.rules {
 		res.Clients += len(rs.clients)
 	}
