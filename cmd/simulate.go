@@ -57,7 +57,16 @@ small disorders are sorted out by a buffer of 4096 requests; a request later tha
 that is decided at the time of the one before it, and counted.
 
 IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups them;
---client key identifies clients by the API key field, shown as a hash.`,
+--client key identifies clients by the API key field, shown as a hash.
+
+--limits FILE decides each request by a policy file (docs/policies.md) instead: the
+first rule matching its method, route and tier (the trace's key field through the
+file's tiers, else its tier field, else the default), and that rule's limits
+together, as serve's one combined check does (admitted only if every limit admits;
+a denial consumes nothing; shadow limits only counted). The report is per rule and
+tier and per limit. The file gives the algorithms, limits and identity, so
+--algorithms, --limit, --window, --burst, --sweep, --nodes, --store, --balancer,
+--follow, --top, --ipv6-prefix and --client key are refused beside it.`,
 		Example: `  # hammer's default traffic, decided in virtual time
   ratelab simulate
 
