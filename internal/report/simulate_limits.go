@@ -14,8 +14,9 @@ type SimulateLimits struct {
 	SHA256 string `json:"sha256"`
 	// Identity is the file's: ip, api-key or header:NAME.
 	Identity string `json:"identity"`
-	// Unmatched are requests no rule matched (not limited); Unidentified those of an
-	// api-key identity without a key (serve answers them 401 before any limit).
+	// Unmatched are requests no rule matched (not limited); Unidentified those
+	// without an identity serve accepts (no API key with identity api-key, or not a
+	// valid identity): serve answers them 401 or 400 before any limit.
 	Unmatched    int64 `json:"unmatched"`
 	Unidentified int64 `json:"unidentified"`
 	// Rules are each rule's figures for each tier it saw, in the file's order.
@@ -79,7 +80,7 @@ func limitsRunRow(l *SimulateLimits) [2]string {
 	if l.Unmatched > 0 || l.Unidentified > 0 {
 		s += fmt.Sprintf("; %s matched no rule (not limited)", count(l.Unmatched))
 		if l.Unidentified > 0 {
-			s += fmt.Sprintf(", %s had no API key (serve answers 401)", count(l.Unidentified))
+			s += fmt.Sprintf(", %s had no identity serve accepts (no API key, or not a valid one: 401 or 400)", count(l.Unidentified))
 		}
 	}
 	return [2]string{"limits", s}

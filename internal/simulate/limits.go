@@ -32,8 +32,9 @@ type Limits struct {
 	first     int64
 	last      int64
 	unmatched int64
-	// unidentified are requests of an api-key identity without a key: serve answers
-	// them 401 before any limit.
+	// unidentified are requests without an identity serve accepts (an api-key
+	// identity without a key, a client that is no identity): serve answers them 401
+	// or 400 before any limit.
 	unidentified int64
 }
 
@@ -85,17 +86,23 @@ func NewLimits(file *policy.Policy) (*Limits, error) {
 	return l, nil
 }
 
-// Identity is who a request is to the file: the trace's client with identity ip (or
-// a header, which a trace carries as its client field), the hashed API key with
-// identity api-key; "" when it has none.
+// Identity is who a request is to the file, normalised as serve does: the trace's
+// client with identity ip (or a header, which a trace carries as its client field),
+// the hashed API key with identity api-key; "" when it has none that serve would
+// accept (it answers 401 or 400 before any limit).
 func (l *Limits) Identity(r trace.Request) string {
+	id := r.Client
 	if l.file.Identity.Kind == policy.IdentityAPIKey {
 		if r.Key == "" {
 			return ""
 		}
-		return trace.KeyIdentity(r.Key)
+		id = trace.KeyIdentity(r.Key)
 	}
-	return r.Client
+	id, err := algorithms.NormalizeIdentity(id)
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
 // Tier is a request's tier: its API key's through the file's tiers, else the
@@ -205,7 +212,8 @@ func (l *Limits) row(rule int, tier string) *row {
 // LimitsResult is what a policy file's simulation found.
 type LimitsResult struct {
 	// Requests are every request read; Unmatched those no rule matched (not limited);
-	// Unidentified those of an api-key identity without a key (serve answers 401).
+	// Unidentified those without an identity serve accepts (an api-key identity
+	// without a key, a client that is not a valid identity: serve answers 401 or 400).
 	Requests, Unmatched, Unidentified int64
 	// Clients are the identities that reached a limited rule.
 	Clients     int

@@ -19,7 +19,7 @@ import (
 )
 
 // issueFile is the policy file of docs/policies.md's contract.
-func issueFile(t *testing.T) *policy.Policy {
+func issueFile(t testing.TB) *policy.Policy {
 	t.Helper()
 	p, err := policy.Load("../policy/testdata/issue.yaml")
 	if err != nil {
