@@ -57,7 +57,16 @@ small disorders are sorted out by a buffer of 4096 requests; a request later tha
 that is decided at the time of the one before it, and counted.
 
 IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups them;
---client key identifies clients by the API key field, shown as a hash.`,
+--client key identifies clients by the API key field, shown as a hash.
+
+--limits FILE decides each request by a policy file (docs/policies.md) instead: the
+first rule matching its method, route and tier (the trace's key field through the
+file's tiers, else its tier field, else the default), and that rule's limits
+together, as serve's one combined check does (admitted only if every limit admits;
+a denial consumes nothing; shadow limits only counted). The report is per rule and
+tier and per limit. The file gives the algorithms, limits and identity, so
+--algorithms, --limit, --window, --burst, --sweep, --nodes, --store, --balancer,
+--follow, --top, --ipv6-prefix and --client key are refused beside it.`,
 		Example: `  # hammer's default traffic, decided in virtual time
   ratelab simulate
 
@@ -79,6 +88,9 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
   # JSON lines with fields of other names, one hour of them
   ratelab simulate --trace events.jsonl --fields time=ts,client=ip,key=api_key --client key \
     --from 2026-11-24T09:00:00Z --to 2026-11-24T10:00:00Z
+
+  # a policy file's rules, limits and tiers over a log with API keys
+  ratelab simulate --trace events.jsonl --limits policy.yaml
 
   # three nodes with a limiter each: round robin against hashing by client
   ratelab simulate --trace access.log --nodes 3 --store local --balancer hash` + "\n" + exitStatusHelp + `
@@ -102,6 +114,9 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
 			}
 			opts.Version = version()
 			opts.CommandLine = commandLine(cmd)
+			if err := checkSimulateLimits(cmd, opts); err != nil {
+				return err
+			}
 			if err := opts.Validate(); err != nil {
 				return err
 			}
@@ -121,6 +136,7 @@ IPv6 clients are grouped by their /64 (--ipv6-prefix), as ratelab serve groups t
 	f.Int64SliceVar(&opts.Limits, "limit", []int64{commands.DefaultHammerLimit}, "limit L: requests per window per client; several values sweep")
 	f.DurationSliceVar(&opts.Windows, "window", []time.Duration{commands.DefaultHammerWindow}, "window W; several values sweep")
 	f.Int64SliceVar(&opts.Bursts, "burst", []int64{0}, "burst B for token-bucket, leaky-bucket and gcra (0: the limit); several values sweep")
+	f.StringVar(&opts.LimitsFile, "limits", "", "a policy file (docs/policies.md): each request decided by its rule's limits together, as serve does, instead of --algorithms and --limit/--window/--burst")
 	f.StringVar(&opts.SweepFile, "sweep", "", "a file of policies to sweep instead of --limit/--window/--burst, one a line: 100/1m, 100/1m burst 200 or 100r1m-b200")
 	f.StringSliceVar(&opts.Algorithms, "algorithms", algorithms.Names(), "algorithms to compare, side by side: "+strings.Join(algorithms.Names(), ","))
 	f.IntVar(&opts.Nodes, "nodes", 1, "API nodes; with --store local each has its own limiter")
@@ -152,4 +168,25 @@ func parseFlagTime(flag, s string) (time.Time, error) {
 		return time.Time{}, commands.Usagef("%s %q: give an RFC 3339 time, e.g. 2026-11-24T09:00:00Z", flag, s)
 	}
 	return t, nil
+}
+
+// limitsExcludes are the flags that a policy file replaces (it names the algorithms
+// and limits) or that its simulation does not offer.
+var limitsExcludes = []string{"algorithms", "limit", "window", "burst", "sweep", "nodes", "store", "balancer", "follow", "top", "ipv6-prefix"}
+
+// checkSimulateLimits refuses --limits beside the flags it replaces, and --client key
+// (the file's identity says who a client is).
+func checkSimulateLimits(cmd *cobra.Command, opts commands.SimulateOptions) error {
+	if opts.LimitsFile == "" {
+		return nil
+	}
+	for _, name := range limitsExcludes {
+		if cmd.Flags().Changed(name) {
+			return commands.Usagef("--%s does not apply with --limits: the policy file gives the algorithms, limits and identity; drop --%s, or drop --limits to compare algorithms", name, name)
+		}
+	}
+	if opts.TraceOptions.Client == trace.ClientKey {
+		return commands.Usagef("--client key does not apply with --limits: the file's identity says who a client is (identity: api-key for the trace's key field)")
+	}
+	return nil
 }

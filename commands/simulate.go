@@ -33,6 +33,9 @@ func Simulate(ctx context.Context, opts SimulateOptions, ios IO) error {
 	if err := checkOutFile(opts.OutFile); err != nil {
 		return err
 	}
+	if opts.LimitsFile != "" {
+		return simulateLimits(ctx, opts, ios)
+	}
 	if opts.SweepFile != "" {
 		if err := loadSweep(&opts); err != nil {
 			return err
@@ -124,27 +127,15 @@ func simulatePattern(ctx context.Context, opts SimulateOptions, cfg simulate.Con
 
 // simulateTrace runs the trace file, reading it once whatever the policies.
 func simulateTrace(ctx context.Context, opts SimulateOptions, cfg simulate.Config, s *report.Simulate, ios IO) (simulation, error) {
-	tr, err := trace.Open(opts.Trace, ios.In, opts.TraceOptions)
-	if errors.Is(err, fs.ErrNotExist) {
-		return simulation{}, Usagef("--trace %s: no such file", opts.Trace)
-	}
-	if err != nil {
-		return simulation{}, fmt.Errorf("--trace: %w", err)
-	}
-	defer tr.Close()
 	e, err := simulate.New(cfg)
 	if err != nil {
 		return simulation{}, UsageError(err)
 	}
-	var bar *progressbar.ProgressBar
-	if ios.ErrIsTerminal && opts.Output != report.FormatJSON && opts.Trace != "-" {
-		if fi, err := os.Stat(opts.Trace); err == nil && fi.Mode().IsRegular() {
-			fmt.Fprintf(ios.ErrOut, "ratelab: reading %s (%d bytes), %d lanes\n", report.Shown(opts.Trace), fi.Size(), len(cfg.Policies)*len(cfg.Algorithms))
-			bar = progressbar.NewOptions64(fi.Size(), progressbar.OptionSetWriter(ios.ErrOut),
-				progressbar.OptionSetDescription("reading "+report.Shown(opts.Trace)), progressbar.OptionShowBytes(true),
-				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30))
-		}
+	tr, bar, err := openSimulateTrace(opts, ios, fmt.Sprintf("%d lanes", len(cfg.Policies)*len(cfg.Algorithms)))
+	if err != nil {
+		return simulation{}, err
 	}
+	defer tr.Close()
 	var run simulation
 	batches, stop := readBatches(tr)
 	defer stop()
@@ -166,26 +157,53 @@ func simulateTrace(ctx context.Context, opts SimulateOptions, cfg simulate.Confi
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	st := tr.Stats()
-	file := opts.Trace
-	if file == "-" {
-		file = "(standard input)"
-	}
-	s.Source = "trace"
-	s.Trace = &report.SimulateTrace{File: file, Format: st.Format, Gzip: st.Gzip, Client: opts.TraceOptions.Client, Bytes: st.Bytes,
-		Lines: st.Lines, BadLines: st.Bad, OutOfRange: st.OutOfRange, Reordered: st.Reordered}
-	if s.Trace.Client == "" {
-		s.Trace.Client = trace.ClientRemoteAddr
-	}
-	for _, b := range st.BadSamples {
-		s.Trace.BadSamples = append(s.Trace.BadSamples, report.BadLine{Line: b.Line, Reason: b.Reason})
-	}
+	s.Source, s.Trace = "trace", traceReport(opts, tr)
 	run.res = e.Result(opts.Top)
 	run.start = run.res.First
 	if len(run.res.Lanes) > 0 {
 		run.edge = simulate.BusiestEdge(run.res.Lanes[0].Followed, run.res.Lanes[0].Policy.WindowMicros())
 	}
 	return run, nil
+}
+
+// openSimulateTrace opens --trace, with a progress bar on a terminal; what says
+// what the run decides, for the line above the bar.
+func openSimulateTrace(opts SimulateOptions, ios IO, what string) (*trace.Reader, *progressbar.ProgressBar, error) {
+	tr, err := trace.Open(opts.Trace, ios.In, opts.TraceOptions)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, Usagef("--trace %s: no such file", opts.Trace)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("--trace: %w", err)
+	}
+	var bar *progressbar.ProgressBar
+	if ios.ErrIsTerminal && opts.Output != report.FormatJSON && opts.Trace != "-" {
+		if fi, err := os.Stat(opts.Trace); err == nil && fi.Mode().IsRegular() {
+			fmt.Fprintf(ios.ErrOut, "ratelab: reading %s (%d bytes), %s\n", report.Shown(opts.Trace), fi.Size(), what)
+			bar = progressbar.NewOptions64(fi.Size(), progressbar.OptionSetWriter(ios.ErrOut),
+				progressbar.OptionSetDescription("reading "+report.Shown(opts.Trace)), progressbar.OptionShowBytes(true),
+				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30))
+		}
+	}
+	return tr, bar, nil
+}
+
+// traceReport is what was read of tr, for the report.
+func traceReport(opts SimulateOptions, tr *trace.Reader) *report.SimulateTrace {
+	st := tr.Stats()
+	file := opts.Trace
+	if file == "-" {
+		file = "(standard input)"
+	}
+	t := &report.SimulateTrace{File: file, Format: st.Format, Gzip: st.Gzip, Client: opts.TraceOptions.Client, Bytes: st.Bytes,
+		Lines: st.Lines, BadLines: st.Bad, OutOfRange: st.OutOfRange, Reordered: st.Reordered}
+	if t.Client == "" {
+		t.Client = trace.ClientRemoteAddr
+	}
+	for _, b := range st.BadSamples {
+		t.BadSamples = append(t.BadSamples, report.BadLine{Line: b.Line, Reason: b.Reason})
+	}
+	return t
 }
 
 // buildSimulateReport fills s with what the run found. It reads nothing but its arguments.

@@ -35,6 +35,9 @@ type SimulateOptions struct {
 	// into Sweep.
 	SweepFile string
 	Sweep     []algorithms.Policy
+	// LimitsFile, when set, is a policy file whose rules decide the requests
+	// instead of Algorithms and the policies (cmd refuses those flags beside it).
+	LimitsFile string
 	// Algorithms are decided side by side (cmd makes an empty --algorithms all six).
 	Algorithms []string
 	// Nodes and Store: with productapi.StoreLocal each of Nodes has its own limiter,

@@ -44,6 +44,8 @@ type Simulate struct {
 	// Sweep reports more than one policy: Algorithms holds each policy's algorithms.
 	Sweep      bool                `json:"sweep"`
 	Algorithms []SimulateAlgorithm `json:"algorithms"`
+	// Limits is what a policy file decided (simulate --limits); Algorithms is then empty.
+	Limits *SimulateLimits `json:"limits,omitempty"`
 	// Interrupted reports a run stopped early; the figures cover what was read.
 	Interrupted bool `json:"interrupted,omitempty"`
 }

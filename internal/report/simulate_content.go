@@ -63,7 +63,11 @@ func simulateRunRows(s *Simulate) [][2]string {
 	if s.Store == "local" {
 		nodes = fmt.Sprintf("%d nodes, a limiter each (store local), behind a %s balancer", s.Nodes, s.Balancer)
 	}
-	rows = append(rows, [2]string{"limiters", nodes})
+	if s.Limits != nil {
+		rows = append(rows, limitsRunRow(s.Limits))
+	} else {
+		rows = append(rows, [2]string{"limiters", nodes})
+	}
 	rows = append(rows, [2]string{"ratelab", cmpOr(s.Version, "(unknown version)") + ", virtual time: the same input gives the same report"})
 	if s.Interrupted {
 		rows = append(rows, [2]string{"interrupted", "yes: the figures cover what was read"})
@@ -72,6 +76,9 @@ func simulateRunRows(s *Simulate) [][2]string {
 }
 
 func simulateSections(s *Simulate) []hammerSection {
+	if s.Limits != nil {
+		return limitsSections(s.Limits)
+	}
 	through := &grid{headers: []string{"algorithm", "policy", "sent", "allowed", "denied", "peak in W", "peak in W/10",
 		"worst case", "burst ratio", "peak client"}, firstNumeric: 2, lastNumeric: 8}
 	paid := &grid{headers: []string{"algorithm", "policy", "well-behaved refused", "their denials", "abuse admitted", "over L in their busiest W"},
