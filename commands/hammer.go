@@ -37,6 +37,12 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	if err != nil {
 		return UsageError(err)
 	}
+	if opts.LimitsFile != "" {
+		if opts.policy, err = loadHammerPolicy(opts, ios, ids); err != nil {
+			return err
+		}
+		opts.Policy = opts.policy.reference
+	}
 	sched, err := scenario.Build(scenario.Config{
 		Pattern: opts.Pattern, IPs: opts.IPs, RPS: opts.RPS, Duration: opts.Duration, Seed: opts.Seed,
 		Products: opts.Products, Limit: opts.Policy.Limit, Window: opts.Policy.Window,
@@ -74,6 +80,9 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	names := opts.Algorithms
 	if len(opts.Targets) > 0 {
 		names = names[:1] // the targets enforce one policy of their own
+	}
+	if opts.policy != nil {
+		names = []string{policyRunName} // one run: the file's limits
 	}
 	var bar *progressbar.ProgressBar
 	if ios.ErrIsTerminal && opts.Output != "json" {
@@ -169,6 +178,9 @@ type hammerHooks struct {
 	firstSend func(algorithm string)
 	// afterRun is called after each algorithm's run, before the next one starts.
 	afterRun func(algorithm string)
+	// nodes is called with the in-process nodes' URLs once they are warmed up, just
+	// before a run sends (ran false), and once it has sent (ran true).
+	nodes func(urls []string, ran bool)
 }
 
 // watchInterrupt returns a function that tells when ctx ended and why: the signal and

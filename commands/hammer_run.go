@@ -49,7 +49,10 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	}
 	rec := scenario.NewRecorder(ids)
 	backend := productapi.NewBackend(opts.BackendDelay, opts.Products)
-	if opts.Store == productapi.StoreRedis {
+	switch {
+	case opts.policy != nil:
+		defer opts.policy.forget(conn, keys, ids)
+	case opts.Store == productapi.StoreRedis:
 		defer forgetIdentities(conn, keys, name, opts.Policy, ids)
 	}
 	urls := make([]string, opts.Nodes)
@@ -61,13 +64,13 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	for i := range opts.Nodes {
 		node, err := productapi.NewNode(ctx, productapi.NodeConfig{
 			Redis: conn.Client, Keys: keys, Where: conn.Backend,
-			Limits:      productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: name, Policy: opts.Policy}},
+			Limits:      opts.nodeLimits(name),
 			WrapLimiter: rec.Wrap,
 			Cache:       &cache.Options{LocalTTL: time.Second},
 			API: productapi.Config{
 				Backend: backend, TrustedProxies: trusted, Registerer: prometheus.NewRegistry(),
 				OnLimiterError: productapi.FailOpen, CheckTimeout: opts.CheckTimeout,
-				MaxChecksInFlight: conn.PoolSize(),
+				MaxChecksInFlight: conn.PoolSize(), APIKeys: opts.policy.nodeAPIKeys(),
 			},
 		})
 		if err != nil {
@@ -87,11 +90,13 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	if err != nil {
 		return hammerRun{}, err
 	}
+	cfg.IdentityHeaders = opts.policy.identityHeaders()
 	target, err := scenario.NewTarget(cfg)
 	if err != nil {
 		return hammerRun{}, err
 	}
 	defer target.Close()
+	opts.policy.attach(target, rec)
 
 	// Warm up as an identity that is not the run's, then forget what that recorded.
 	target.Warm(ctx, opts.warmIdentityFor(), warmPerNode)
@@ -102,9 +107,15 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		base[i] = n.CacheStats()
 	}
 	baseCalls := backend.Calls()
+	if opts.hooks != nil && opts.hooks.nodes != nil {
+		opts.hooks.nodes(urls, false)
+	}
 
 	start, edge := scenario.AlignedStart(time.Now(), offset, opts.Policy.Window, startLead)
 	res := runner(opts, name, sched, target, bar, start).Run(ctx, start)
+	if opts.hooks != nil && opts.hooks.nodes != nil {
+		opts.hooks.nodes(urls, true)
+	}
 	now := make([]cache.Stats, len(nodes))
 	for i, n := range nodes {
 		now[i] = n.CacheStats()
@@ -117,6 +128,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 		cache:     nodeCache(now, base, backend.Calls()-baseCalls),
 		answers:   target.Answers(),
 	}
+	opts.policy.finish(&run)
 	if opts.Store == productapi.StoreLocal {
 		run.bound *= int64(opts.Nodes)
 		for _, n := range nodes {

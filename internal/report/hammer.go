@@ -16,8 +16,9 @@ import (
 // Fields are only ever added within a version; a rename or a change of meaning makes a
 // new one. Version 2 added the run's provenance (version, command line, start time,
 // CPUs), validity, the interrupt's timing, a failed algorithm, status codes and the
-// error set, error ratios, and thresholds without data.
-const HammerSchemaVersion = 2
+// error set, error ratios, and thresholds without data. Version 3 added a policy
+// file's run (hammer --limits): policy_file and tiers.
+const HammerSchemaVersion = 3
 
 // Hammer is the report of one `ratelab hammer` run. Its JSON is the stable schema
 // documented in docs/report-schema.md.
@@ -116,6 +117,10 @@ type Hammer struct {
 	Algorithms []Algorithm `json:"algorithms"`
 	// Thresholds are the --max-*/--min-* checks and their outcome.
 	Thresholds []Threshold `json:"thresholds,omitempty"`
+	// PolicyFile and Tiers are a policy file's run (--limits): the file, and what
+	// each client tier got, per limit (hammer_tiers.go).
+	PolicyFile *PolicyFile `json:"policy_file,omitempty"`
+	Tiers      []Tier      `json:"tiers,omitempty"`
 }
 
 // Cache is what the product cache did over every run.
