@@ -96,7 +96,7 @@ func tierSections(h *Hammer) []hammerSection {
 		return nil
 	}
 	g := &grid{headers: []string{"tier", "rule", "limit", "clients", "requests", "admitted", "denied", "denied by it",
-		"shadow denied"}, firstNumeric: 3}
+		"shadow denied", "errors"}, firstNumeric: 3}
 	for _, t := range h.Tiers {
 		name := t.Tier
 		if name == "" {
@@ -110,7 +110,7 @@ func tierSections(h *Hammer) []hammerSection {
 			rule += " (unlimited)"
 		}
 		g.rows = append(g.rows, []string{fmt.Sprintf("%s (%s%%)", name, trimFloat(t.SharePercent)), rule, "(all)",
-			strconv.Itoa(t.Clients), count(t.Requests), count(t.Admitted), count(t.Denied), "", count(t.ShadowDenied)})
+			strconv.Itoa(t.Clients), count(t.Requests), count(t.Admitted), count(t.Denied), "", count(t.ShadowDenied), count(t.Errors)})
 		for _, l := range t.Limits {
 			what := l.Name
 			if l.Algorithm != "" {
@@ -121,7 +121,7 @@ func tierSections(h *Hammer) []hammerSection {
 				what += " (shadow)"
 				denied, shadow = "-", count(l.ShadowDenied)
 			}
-			g.rows = append(g.rows, []string{"", "", what, "", count(l.Requests), count(l.Admitted), "", denied, shadow})
+			g.rows = append(g.rows, []string{"", "", what, "", count(l.Requests), count(l.Admitted), "", denied, shadow, ""})
 		}
 	}
 	title := fmt.Sprintf("Tiers (policy file %s, sha256 %.16s; counted from the answers' RateLimit-Policy, RateLimit and Server-Timing)",
