@@ -106,7 +106,8 @@ type hammerPolicy struct {
 	// a secret of this run's own.
 	apiKeys *algorithms.APIKeyHasher
 	// reference is the limit the schedule's windows follow: the shortest-window
-	// enforced limit of the rules the tiers' requests match.
+	// enforced limit of the rules the tiers' requests match when two of its windows
+	// fit in the run, else --limit and --window's defaults.
 	reference algorithms.Policy
 	tally     *scenario.TierTally
 }
@@ -144,7 +145,9 @@ func loadHammerPolicy(opts HammerOptions, ios IO, ids []string) (*hammerPolicy, 
 			return nil, err
 		}
 	}
-	if ref, ok := hp.shortestLimit(); ok {
+	// A run starts on a window edge of the schedule's limit and must hold two of its
+	// windows: an hour's limit would hold the start back for up to an hour.
+	if ref, ok := hp.shortestLimit(); ok && 2*ref.Window <= opts.Duration {
 		hp.reference = ref
 	}
 	hp.tally = scenario.NewTierTally(ids, hp.tierOf, hp.tiers)
@@ -301,12 +304,15 @@ func (hp *hammerPolicy) nodeAPIKeys() *algorithms.APIKeyHasher {
 	return hp.apiKeys
 }
 
-// identityHeaders are each client's own headers, nil without a policy file.
-func (hp *hammerPolicy) identityHeaders() [][]scenario.Header {
+// configure gives each client its own headers, and each request time for the
+// longest delay a leaky bucket of the file may make it wait (the schedule's limit
+// is not the only one): nothing without a policy file.
+func (hp *hammerPolicy) configure(cfg *scenario.TargetConfig) {
 	if hp == nil {
-		return nil
+		return
 	}
-	return hp.headers
+	cfg.IdentityHeaders = hp.headers
+	cfg.Timeout = max(cfg.Timeout, 10*time.Second+algorithms.MaxDelayCap)
 }
 
 // attach makes target count the answers per tier, and rec the decisions they carry

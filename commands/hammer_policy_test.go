@@ -413,3 +413,47 @@ func TestHammerPolicyReportJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestHammerPolicyAPIKeyIdentity: with identity api-key, a client of the default
+// tier sends a key of its own that the file does not know (its own identity, never
+// refused for a missing key), and the clients of a tier with one key share it, and
+// so one identity: two pro clients at 40 a second under 50/1s burst 50 between them.
+func TestHammerPolicyAPIKeyIdentity(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "limits.yaml")
+	if err := os.WriteFile(file, []byte(`identity: api-key
+tiers:
+  header: X-API-Key
+  keys:
+    key-pro-1: pro
+  default: free
+rules:
+  - match: {tier: pro}
+    limits:
+      - {name: shared, algorithm: sliding-log, limit: 50, window: 1h}
+  - match: {tier: free}
+    limits:
+      - {name: own, algorithm: sliding-log, limit: 50, window: 1h}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := redistest.Embedded(t)
+	opts := policyOptions(b.URL(), file, "free=1,pro=1", 4, 40)
+	ids, _ := scenario.Identities(4, 0)
+	// Only hour-long limits: the schedule keeps the defaults' windows, so the run
+	// starts at once rather than on the next hour's edge.
+	if hp, err := loadHammerPolicy(opts, IO{ErrOut: &bytes.Buffer{}}, ids); err != nil || hp.reference != opts.Policy {
+		t.Fatalf("the schedule's limit with only 1h limits: %+v, %v; want the defaults %+v", hp.reference, err, opts.Policy)
+	}
+	h, err := hammerJSON(t, context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, pro := tierOf(t, h, "free"), tierOf(t, h, "pro")
+	if free.Errors != 0 || pro.Errors != 0 || free.Requests == 0 || pro.Requests == 0 {
+		t.Fatalf("free %+v, pro %+v: every request is identified by its key", free, pro)
+	}
+	if free.Admitted != 2*50 || pro.Admitted != 50 {
+		t.Errorf("admitted: free %d (want 50 for each of its 2 keys), pro %d (want 50 for its one shared key)", free.Admitted, pro.Admitted)
+	}
+}

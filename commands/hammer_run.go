@@ -90,7 +90,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	if err != nil {
 		return hammerRun{}, err
 	}
-	cfg.IdentityHeaders = opts.policy.identityHeaders()
+	opts.policy.configure(&cfg)
 	target, err := scenario.NewTarget(cfg)
 	if err != nil {
 		return hammerRun{}, err
