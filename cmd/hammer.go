@@ -77,7 +77,15 @@ open,closed,local runs every algorithm once per mode; local limits each node wit
 in-memory limiter at ceil(L/N) (--local-share N, default --nodes) while Redis fails.
 The report adds, per algorithm and mode, what got through over the limit and what was
 refused within it during the fault (judged by the exact sliding log of what was
-admitted), the checks' latency, the recovery and a timeline per 100 ms.`,
+admitted), the checks' latency, the recovery and a timeline per 100 ms.
+
+--limits FILE makes the nodes decide by a policy file, as serve --limits does
+(docs/policies.md), in one run instead of one per algorithm; --algorithms, --limit,
+--window and --burst are then the file's to say. --tier-mix gives each simulated
+client one of the file's tiers for the whole run (chosen from --seed), and it sends
+that tier's key in the file's tier header (the default tier sends none). The report
+counts per tier and per limit the requests, admissions, denials by each limit and
+shadow denials, as the answers' RateLimit-Policy, RateLimit and Server-Timing say.`,
 		Example: `  # the first run: six algorithms, 50 clients, 1000 requests/s, embedded Redis
   ratelab hammer --ips 50 --rps 1000
 
@@ -101,6 +109,9 @@ admitted), the checks' latency, the recovery and a timeline per 100 ms.`,
   ratelab hammer --redis redis://127.0.0.1:6379 --fault stall@1s+1s --fail-modes open,closed,local \
     --algorithms sliding-log,gcra --pattern noisy --nodes 3
 
+  # a policy file's tiers: 90% of the clients free, 9% pro, 1% internal
+  ratelab hammer --limits limits.yaml --tier-mix free=90,pro=9,internal=1 --ips 100 --rps 2000
+
   # any service on loopback: its path, a token, each client its own source address
   # (127.x.y.z, so the service trusts no header), 429 or 403 for denied
   ratelab hammer --target http://127.0.0.1:3000 --path '/api/items/{product}' -H 'Authorization: Bearer x' \
@@ -111,6 +122,13 @@ admitted), the checks' latency, the recovery and a timeline per 100 ms.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Global = *g
 			opts.Policy = algorithms.Policy{Limit: limit, Window: opts.Policy.Window, Burst: burst}
+			if opts.LimitsFile != "" {
+				for _, name := range []string{"algorithms", "limit", "window", "burst"} {
+					if cmd.Flags().Changed(name) {
+						return commands.Usagef("--limits and --%s: the policy file says this; put it in the file, or drop --limits", name)
+					}
+				}
+			}
 			// The flag's default is all six; an explicitly empty --algorithms means the same.
 			if len(opts.Algorithms) == 0 {
 				opts.Algorithms = algorithms.Names()
@@ -183,6 +201,8 @@ admitted), the checks' latency, the recovery and a timeline per 100 ms.`,
 	f.StringArrayVarP(&opts.Headers, "header", "H", nil, "with --target: an extra request header 'Name: value', as curl's -H (repeatable)")
 	f.StringVar((*string)(&opts.Identity), "identity", "",
 		"how each identity reaches the nodes: xff (X-Forwarded-For from 127.0.0.1, the default) or source (its own source address 127.x.y.z; Linux)")
+	f.StringVar(&opts.LimitsFile, "limits", "", "a policy file (docs/policies.md) the nodes decide by, in one run; replaces --algorithms, --limit, --window, --burst")
+	f.StringVar(&opts.TierMix, "tier-mix", "", "with --limits: the share of clients in each of the file's tiers, e.g. free=90,pro=9,internal=1 (percent or relative; default: every client the default tier)")
 	f.IntSliceVar(&opts.DenyStatus, "deny-status", nil, "with --target: the status codes that mean denied, e.g. 429,403 (default 429)")
 	f.Float64Var(&opts.MaxBurstRatio, "max-burst-ratio", 0, "exit 3 if an algorithm's burst ratio (peak in W / L) is above this")
 	f.DurationVar(&opts.MaxCheckP99, "max-check-p99", 0, "exit 3 if an algorithm's per-check p99 latency is above this (e.g. 1ms)")

@@ -37,6 +37,22 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	if err != nil {
 		return err
 	}
+	if opts.LimitsFile != "" {
+		if opts.policy, err = loadHammerPolicy(opts, ios, ids); err != nil {
+			return err
+		}
+		opts.Policy = opts.policy.reference
+		if opts.Trace == "" {
+			// The synthetic schedule follows the file's reference limit.
+			sched, err = scenario.Build(scenario.Config{
+				Pattern: opts.Pattern, IPs: opts.IPs, RPS: opts.RPS, Duration: opts.Duration, Seed: opts.Seed,
+				Products: opts.Products, Limit: opts.Policy.Limit, Window: opts.Policy.Window,
+			})
+			if err != nil {
+				return UsageError(err)
+			}
+		}
+	}
 	h := &report.Hammer{
 		SchemaVersion: report.HammerSchemaVersion, Version: opts.Version, CommandLine: opts.CommandLine,
 		StartedAt: startedAt.UTC().Truncate(time.Millisecond), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
@@ -76,6 +92,9 @@ func Hammer(ctx context.Context, opts HammerOptions, ios IO) error {
 	names := opts.Algorithms
 	if len(opts.Targets) > 0 {
 		names = names[:1] // the targets enforce one policy of their own
+	}
+	if opts.policy != nil {
+		names = []string{policyRunName} // one run: the file's limits
 	}
 	specs := opts.runSpecs(names)
 	var bar *progressbar.ProgressBar
@@ -175,6 +194,9 @@ type hammerHooks struct {
 	afterRun func(algorithm string)
 	// fault is called when a --fault begins and when it ends, in each run.
 	fault func(faultEvent)
+	// nodes is called with the in-process nodes' URLs once they are warmed up, just
+	// before a run sends (ran false), and once it has sent (ran true).
+	nodes func(urls []string, ran bool)
 }
 
 // watchInterrupt returns a function that tells when ctx ended and why: the signal and

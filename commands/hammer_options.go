@@ -93,6 +93,11 @@ type HammerOptions struct {
 	Trace        string
 	TraceOptions trace.Options
 	Speed        float64
+	// LimitsFile is a policy file (--limits) the in-process nodes decide by, in one
+	// run instead of one per algorithm; TierMix (--tier-mix) gives the simulated
+	// clients its tiers (commands/hammer_policy.go).
+	LimitsFile string
+	TierMix    string
 
 	// EmbeddedRedisCommand, when set, runs the embedded Redis (no --redis) in a child
 	// process: the argv of ratelab's hidden embedded-redis subcommand (cmd sets it).
@@ -134,6 +139,8 @@ type HammerOptions struct {
 	CommandLine []string
 
 	hooks *hammerHooks
+	// policy is LimitsFile loaded, set by Hammer.
+	policy *hammerPolicy
 }
 
 // workers is the requests in flight at once: those given, or scenario.DefaultWorkers.
@@ -174,6 +181,9 @@ func (o HammerOptions) Validate() error {
 		return Usagef("--max-late-ratio %v: choose between 0 and 1", *o.MaxLateRatio)
 	case o.MaxFailOpen != nil && *o.MaxFailOpen < 0:
 		return Usagef("--max-fail-open %d: it must not be negative (0: no request may be served unchecked)", *o.MaxFailOpen)
+	}
+	if err := o.validatePolicy(); err != nil {
+		return err
 	}
 	if err := scenario.CheckPattern(o.Pattern); err != nil {
 		return Usagef("--pattern: %v", err)

@@ -51,6 +51,8 @@ type hammerRun struct {
 	runEnd     time.Duration
 	// limiter is what the nodes' Redis limiters did over the run (zero otherwise).
 	limiter algorithms.Stats
+	// tiers are a policy file's answers per client tier and limit.
+	tiers []scenario.TierCount
 }
 
 // maxValidLateRatio is the share of late sends over which a run is not valid: its
@@ -95,6 +97,7 @@ func buildReport(h *report.Hammer, runs []hammerRun, sched *scenario.Schedule, i
 		h.Errors += r.answers.TransportErrors() + r.answers.ServerErrors()
 	}
 	h.LateSendRatio, h.ErrorRatio = ratio(h.LateSends, h.Sent), ratio(h.Errors, h.Sent)
+	policyReport(h, runs, opts.policy)
 	h.Thresholds = thresholds(h, opts)
 	h.InvalidReasons = invalidReasons(h, runs)
 	h.Valid = len(h.InvalidReasons) == 0

@@ -54,7 +54,10 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	rec := scenario.NewRecorder(ids)
 	rec.CountPer(opts.Policy.Window / 10)
 	backend := productapi.NewBackend(opts.BackendDelay, opts.Products)
-	if opts.Store == productapi.StoreRedis {
+	switch {
+	case opts.policy != nil:
+		defer opts.policy.forget(conn, keys, ids)
+	case opts.Store == productapi.StoreRedis:
 		defer forgetIdentities(conn, keys, name, opts.Policy, ids)
 	}
 	urls := make([]string, opts.Nodes)
@@ -74,14 +77,13 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	for i := range opts.Nodes {
 		node, err := productapi.NewNode(ctx, productapi.NodeConfig{
 			Redis: conn.Client, LimiterRedis: limiterRedis, Keys: keys, Where: conn.Backend,
-			Limits: productapi.Limits{Store: opts.Store, Default: productapi.Rule{Algorithm: name, Policy: opts.Policy},
-				Share: opts.localShare(), Batch: opts.Batch, DenyCache: opts.DenyCache},
+			Limits:      opts.nodeLimits(name),
 			WrapLimiter: rec.Wrap, WrapLocal: wrapLocal,
 			Cache: &cache.Options{LocalTTL: time.Second},
 			API: productapi.Config{
 				Backend: backend, TrustedProxies: trusted, Registerer: prometheus.NewRegistry(),
 				OnLimiterError: spec.mode, CheckTimeout: opts.CheckTimeout, ProbeTimeout: opts.outageAfter(),
-				MaxChecksInFlight: maxChecksInFlight(conn, opts.Batch),
+				MaxChecksInFlight: maxChecksInFlight(conn, opts.Batch), APIKeys: opts.policy.nodeAPIKeys(),
 			},
 		})
 		if err != nil {
@@ -104,11 +106,13 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	if err != nil {
 		return hammerRun{}, err
 	}
+	opts.policy.configure(&cfg)
 	target, err := scenario.NewTarget(cfg)
 	if err != nil {
 		return hammerRun{}, err
 	}
 	defer target.Close()
+	opts.policy.attach(target, rec)
 
 	// Warm up as an identity that is not the run's, then forget what that recorded.
 	target.Warm(ctx, opts.warmIdentityFor(), warmPerNode)
@@ -120,6 +124,9 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	}
 	baseLimiter := nodesLimiterStats(nodes, name)
 	baseCalls := backend.Calls()
+	if opts.hooks != nil && opts.hooks.nodes != nil {
+		opts.hooks.nodes(urls, false)
+	}
 
 	start, edge := scenario.AlignedStart(time.Now(), offset, opts.Policy.Window, startLead)
 	var faultsDone func() ([]scenario.FaultSpan, error)
@@ -137,6 +144,9 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	r, stop := runner(opts, name, sched, target, bar, start, rec)
 	res := r.Run(ctx, start)
 	stop()
+	if opts.hooks != nil && opts.hooks.nodes != nil {
+		opts.hooks.nodes(urls, true)
+	}
 	var faultSpans []scenario.FaultSpan
 	if faultsDone != nil {
 		spans, err := faultsDone()
@@ -172,6 +182,7 @@ func hammerNodes(ctx context.Context, opts HammerOptions, conn *redisconn.Conn, 
 	if trace != nil {
 		run.trace = trace.Events()
 	}
+	opts.policy.finish(&run)
 	if opts.Store == productapi.StoreLocal {
 		run.bound *= int64(opts.Nodes)
 		for _, n := range nodes {

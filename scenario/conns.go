@@ -173,8 +173,8 @@ func (t *HTTPTarget) connect(ctx context.Context, n *node, p *pool) {
 // its reader, which owns it until it is free again. A broken connection is redialled
 // first, and a failed write is tried once more on a new connection; when that fails
 // too, the request fails at once (done is then called before start returns).
-func (cn *conn) start(a Arrival, identity string, done func(Status)) {
-	cn.buf = cn.t.appendRequest(cn.buf[:0], cn.n, a.Product, identity)
+func (cn *conn) start(a Arrival, identity string, own []byte, done func(Status)) {
+	cn.buf = cn.t.appendRequest(cn.buf[:0], cn.n, a.Product, identity, own)
 	if err := cn.write(); err != nil {
 		cn.close()
 		cn.answers.failed(err)
@@ -202,14 +202,16 @@ func (cn *conn) write() error {
 	return err
 }
 
-// appendRequest appends GET {base path}{path} with the node's header lines and, unless
-// identities go as source addresses, the identity in X-Forwarded-For.
-func (t *HTTPTarget) appendRequest(b []byte, n *node, product int32, identity string) []byte {
+// appendRequest appends GET {base path}{path} with the node's header lines, the
+// identity's own (own), and, unless identities go as source addresses, the identity
+// in X-Forwarded-For.
+func (t *HTTPTarget) appendRequest(b []byte, n *node, product int32, identity string, own []byte) []byte {
 	b = append(b, "GET "...)
 	b = append(b, n.path...)
 	b = t.path.append(b, product)
 	b = append(b, " HTTP/1.1\r\n"...)
 	b = append(b, n.head...)
+	b = append(b, own...)
 	if !t.bySource {
 		b = append(b, "X-Forwarded-For: "...)
 		b = append(b, identity...)

@@ -47,11 +47,16 @@ type HTTPTarget struct {
 	// clock stands for the server's), with the check's latency from the response's
 	// Server-Timing: the burst analysis of nodes ratelab does not run.
 	Record *Recorder
+	// Tiers, when set, counts each answer by its client's tier and by the limits its
+	// headers name (a policy file's run).
+	Tiers *TierTally
 
 	// What each request carries and how its answer is read (TargetConfig).
 	path     PathTemplate
 	bySource bool  // IdentitySource: a pool of connections per node and identity
 	deny     []int // the status codes that mean denied
+	// own are each identity's own header lines (TargetConfig.IdentityHeaders).
+	own [][]byte
 }
 
 // ErrCheckFailed is what a target's decision is recorded with when its Server-Timing
@@ -102,6 +107,13 @@ func NewTarget(cfg TargetConfig) (*HTTPTarget, error) {
 	}
 	if len(t.deny) == 0 {
 		t.deny = []int{DefaultDenyStatus}
+	}
+	for _, hs := range cfg.IdentityHeaders {
+		var lines []byte
+		for _, h := range hs {
+			lines = append(append(append(append(lines, h.Name...), ": "...), h.Value...), "\r\n"...)
+		}
+		t.own = append(t.own, lines)
 	}
 	groups := 1
 	if bySource {
@@ -155,10 +167,16 @@ func (t *HTTPTarget) Start(ctx context.Context, a Arrival, done func(Status)) (w
 	if t.bySource {
 		p = nd.pools[a.Identity]
 	}
-	return t.startOn(ctx, p, a.Product, t.identities[a.Identity], done)
+	var own []byte
+	if t.own != nil {
+		own = t.own[a.Identity]
+	}
+	return t.startOn(ctx, p, a.Product, t.identities[a.Identity], own, done)
 }
 
-func (t *HTTPTarget) startOn(ctx context.Context, p *pool, product int32, identity string, done func(Status)) (bool, error) {
+// startOn writes a request for product as identity, with its own header lines, on
+// a free connection of p.
+func (t *HTTPTarget) startOn(ctx context.Context, p *pool, product int32, identity string, own []byte, done func(Status)) (bool, error) {
 	if t.closing.Load() {
 		return false, errClosed
 	}
@@ -182,7 +200,7 @@ func (t *HTTPTarget) startOn(ctx context.Context, p *pool, product int32, identi
 		p.free <- cn
 		return waited, errClosed
 	}
-	cn.start(Arrival{Product: product}, identity, done)
+	cn.start(Arrival{Product: product}, identity, own, done)
 	return waited, nil
 }
 
@@ -208,6 +226,9 @@ func (t *HTTPTarget) decide(n *node, resp *http.Response, identity string) (st S
 		checkErr = ErrCheckFailed
 	}
 	status := t.classify(resp.StatusCode, resp.Header)
+	if t.Tiers != nil {
+		t.Tiers.count(identity, status, resp.Header)
+	}
 	if status == Failed && checkErr == nil {
 		return Failed, outcome // not a decision: no check failed, the node failed
 	}
@@ -266,7 +287,7 @@ func (t *HTTPTarget) Warm(ctx context.Context, identity string, perNode int) {
 		}
 		for range perNode {
 			wg.Add(1)
-			if _, err := t.startOn(ctx, p, 1, identity, func(Status) { wg.Done() }); err != nil {
+			if _, err := t.startOn(ctx, p, 1, identity, nil, func(Status) { wg.Done() }); err != nil {
 				wg.Done()
 			}
 		}

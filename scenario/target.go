@@ -176,6 +176,9 @@ type TargetConfig struct {
 	Identity IdentityMode
 	// DenyStatus are the status codes that mean denied (nil: DefaultDenyStatus).
 	DenyStatus []int
+	// IdentityHeaders, when set, are each identity's own request headers, indexed
+	// like Identities (a client tier's API key, say: see TierTally).
+	IdentityHeaders [][]Header
 }
 
 // check validates c and reads its path template.
@@ -201,6 +204,16 @@ func (c TargetConfig) check() (PathTemplate, error) {
 	for _, code := range c.DenyStatus {
 		if err := CheckDenyStatus(code); err != nil {
 			return PathTemplate{}, err
+		}
+	}
+	if len(c.IdentityHeaders) > 0 && len(c.IdentityHeaders) != len(c.Identities) {
+		return PathTemplate{}, fmt.Errorf("%d identities' headers for %d identities", len(c.IdentityHeaders), len(c.Identities))
+	}
+	for _, hs := range c.IdentityHeaders {
+		for _, h := range hs {
+			if err := h.Check(); err != nil {
+				return PathTemplate{}, err
+			}
 		}
 	}
 	if c.Identity == IdentitySource {

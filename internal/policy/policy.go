@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/ratelab/ratelab/algorithms"
@@ -94,6 +95,19 @@ func (t *Tiers) Of(value string) string {
 
 // Names are the tiers, sorted.
 func (t *Tiers) Names() []string { return sortedKeys(t.names) }
+
+// KeysOf are the keys that give tier, sorted: what a load generator sends to be
+// taken for a client of that tier. The keys stay out of every log and report.
+func (t *Tiers) KeysOf(tier string) []string {
+	var out []string
+	for k, v := range t.keys {
+		if v == tier {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 // KeyCount is how many keys have a tier.
 func (t *Tiers) KeyCount() int { return len(t.keys) }

@@ -273,12 +273,12 @@ func (a *API) shadowCheck(ctx context.Context, h http.Header, rule *policy.Rule,
 		h.Set(wire.HeaderServerTiming, wire.FormatServerTiming(took, wire.CheckAllowed))
 	}
 	if d.Allowed {
-		h.Add(wire.HeaderServerTiming, wire.FormatShadowTiming(wire.CheckAllowed))
+		h.Add(wire.HeaderServerTiming, wire.FormatShadowTiming(wire.CheckAllowed, ""))
 		return
 	}
 	l := lim.Limits()[d.DeniedBy]
 	a.policyMetrics.shadow.WithLabelValues(rule.Name, tier, l.Name).Inc()
-	h.Add(wire.HeaderServerTiming, wire.FormatShadowTiming(wire.CheckDenied))
+	h.Add(wire.HeaderServerTiming, wire.FormatShadowTiming(wire.CheckDenied, l.Name))
 	a.log.Info("a shadow limit would have denied this request", "rule", rule.Name, "tier", tier, "limit", l.Name,
 		"algorithm", l.Algorithm, "policy", l.Policy.Describe(), slog.String("identity", id))
 }

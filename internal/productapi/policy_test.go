@@ -299,7 +299,7 @@ func TestPolicyShadow(t *testing.T) {
 				if w.Code != http.StatusOK {
 					t.Fatalf("PUT %d: %d %s", i, w.Code, w.Body)
 				}
-				if o, ok := wire.ParseShadowTiming(w.Header().Values(wire.HeaderServerTiming)); ok && o == wire.CheckDenied {
+				if o, limit, ok := wire.ParseShadowTiming(w.Header().Values(wire.HeaderServerTiming)); ok && o == wire.CheckDenied && limit == "writes" {
 					marked++
 				}
 				if w.Header().Get(wire.HeaderRateLimitPolicy) != "" {
@@ -316,7 +316,7 @@ func TestPolicyShadow(t *testing.T) {
 				r := httptestRequest("PUT", "/products/3", `{"price": 1}`, "10.2.0.1:1", nil)
 				w := newRecorder()
 				n.h.ServeHTTP(w, r)
-				o, _ := wire.ParseShadowTiming(w.Header().Values(wire.HeaderServerTiming))
+				o, _, _ := wire.ParseShadowTiming(w.Header().Values(wire.HeaderServerTiming))
 				if want := map[bool]string{true: wire.CheckAllowed, false: wire.CheckDenied}[i < 5]; o != want {
 					t.Fatalf("PUT %d a minute on: shadow %q, want %q", i, o, want)
 				}

@@ -20,7 +20,8 @@ import (
 // algorithm's decisions per W/10 and latency distributions (the HTML report's charts),
 // each algorithm's fail_mode and fault (the fault lab, docs/faults.md), the answers a
 // node's in-memory limiter decided (local), and its limiter calls (checks answered
-// locally, Redis calls per request).
+// locally, Redis calls per request),
+// and a policy file's run (hammer --limits): policy_file and tiers.
 const HammerSchemaVersion = 3
 
 // Hammer is the report of one `ratelab hammer` run. Its JSON is the stable schema
@@ -120,6 +121,10 @@ type Hammer struct {
 	Algorithms []Algorithm `json:"algorithms"`
 	// Thresholds are the --max-*/--min-* checks and their outcome.
 	Thresholds []Threshold `json:"thresholds,omitempty"`
+	// PolicyFile and Tiers are a policy file's run (--limits): the file, and what
+	// each client tier got, per limit (hammer_tiers.go).
+	PolicyFile *PolicyFile `json:"policy_file,omitempty"`
+	Tiers      []Tier      `json:"tiers,omitempty"`
 }
 
 // Cache is what the product cache did over every run.

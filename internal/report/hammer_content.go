@@ -55,11 +55,13 @@ func hammerSections(h *Hammer) []hammerSection {
 		through.rows = append(through.rows, []string{a.Label(), policy(a), count(a.Sent), count(a.Allowed), count(a.Denied), errs,
 			strconv.FormatFloat(a.AllowedPerSecond, 'f', 1, 64), count(a.PeakInWindow), count(a.PeakInTenthWindow),
 			count(a.ExpectedMaxInWindow), strconv.FormatFloat(a.BurstRatio, 'f', 2, 64)})
+		policyFileRow(h, through.rows[len(through.rows)-1])
 	}
 	sections := []hammerSection{{
 		title: "What got through (same traffic for every algorithm; peaks are for one identity, " + clock + ")",
 		grid:  through,
 	}}
+	sections = append(sections, tierSections(h)...)
 
 	latency := &grid{headers: []string{"algorithm", "check p50", "p90", "p99", "p99.9", "max", "e2e p50", "e2e p99", "e2e max"}, firstNumeric: 1}
 	for _, a := range h.Algorithms {

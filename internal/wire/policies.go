@@ -20,14 +20,23 @@ func FormatRateLimitPolicies(ps []RateLimitPolicy) string {
 const ShadowTimingMetric = "ratelimit-shadow"
 
 // FormatShadowTiming returns the shadow limits' Server-Timing value,
-// `ratelimit-shadow;desc="denied"`.
-func FormatShadowTiming(outcome string) string {
-	return ShadowTimingMetric + `;desc="` + outcome + `"`
+// `ratelimit-shadow;desc="allowed"`, or for a would-be denial (outcome CheckDenied)
+// with the shadow limit that would have denied, `ratelimit-shadow;desc="denied";limit="writes"`,
+// so that a client (ratelab hammer) can count the would-be denials per limit. A
+// limit's name is [A-Za-z0-9][A-Za-z0-9_.-]* (internal/policy), safe in a quoted
+// string; "" leaves the parameter out.
+func FormatShadowTiming(outcome, limit string) string {
+	s := ShadowTimingMetric + `;desc="` + outcome + `"`
+	if limit != "" {
+		s += `;limit="` + limit + `"`
+	}
+	return s
 }
 
 // ParseShadowTiming finds the shadow limits' metric among Server-Timing values and
-// returns its outcome; ok is false when no value carries it.
-func ParseShadowTiming(values []string) (outcome string, ok bool) {
+// returns its outcome and the limit it names ("" when none); ok is false when no
+// value carries the metric.
+func ParseShadowTiming(values []string) (outcome, limit string, ok bool) {
 	for _, v := range values {
 		for metric := range strings.SplitSeq(v, ",") {
 			params := strings.Split(metric, ";")
@@ -35,12 +44,16 @@ func ParseShadowTiming(values []string) (outcome string, ok bool) {
 				continue
 			}
 			for _, p := range params[1:] {
-				if name, value, _ := strings.Cut(strings.TrimSpace(p), "="); strings.EqualFold(name, "desc") {
+				name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+				switch strings.ToLower(strings.TrimSpace(name)) {
+				case "desc":
 					outcome = strings.Trim(value, `"`)
+				case "limit":
+					limit = strings.Trim(value, `"`)
 				}
 			}
-			return outcome, true
+			return outcome, limit, true
 		}
 	}
-	return "", false
+	return "", "", false
 }

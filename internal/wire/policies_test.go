@@ -38,17 +38,27 @@ func TestRateLimitPoliciesRoundTrip(t *testing.T) {
 
 func TestShadowTimingRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, outcome := range []string{wire.CheckDenied, wire.CheckAllowed} {
-		v := wire.FormatShadowTiming(outcome)
+	for _, c := range []struct{ outcome, limit, want string }{
+		{wire.CheckDenied, "writes", `ratelimit-shadow;desc="denied";limit="writes"`},
+		{wire.CheckAllowed, "", `ratelimit-shadow;desc="allowed"`},
+	} {
+		v := wire.FormatShadowTiming(c.outcome, c.limit)
+		if v != c.want {
+			t.Fatalf("FormatShadowTiming(%q, %q) = %q, want %q", c.outcome, c.limit, v, c.want)
+		}
 		values := []string{`ratelimit;dur=0.200;desc="allowed"`, v}
-		if got, ok := wire.ParseShadowTiming(values); !ok || got != outcome {
-			t.Fatalf("ParseShadowTiming(%q) = %q, %v", values, got, ok)
+		if got, limit, ok := wire.ParseShadowTiming(values); !ok || got != c.outcome || limit != c.limit {
+			t.Fatalf("ParseShadowTiming(%q) = %q, %q, %v", values, got, limit, ok)
 		}
 		if _, o, ok := wire.ParseServerTiming(values); !ok || o != wire.CheckAllowed {
 			t.Fatalf("the check's own metric is not read beside the shadow one: %q, %v", o, ok)
 		}
 	}
-	if _, ok := wire.ParseShadowTiming([]string{`ratelimit;dur=1;desc="denied"`}); ok {
+	// One header line with both metrics, as a proxy may fold them.
+	if o, limit, ok := wire.ParseShadowTiming([]string{`ratelimit;dur=1;desc="allowed", ratelimit-shadow; desc="denied"; limit="per-day"`}); !ok || o != wire.CheckDenied || limit != "per-day" {
+		t.Fatalf("a folded header: %q %q %v", o, limit, ok)
+	}
+	if _, _, ok := wire.ParseShadowTiming([]string{`ratelimit;dur=1;desc="denied"`}); ok {
 		t.Fatal("found a shadow metric where there is none")
 	}
 }
