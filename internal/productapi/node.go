@@ -60,6 +60,8 @@ type Limits struct {
 	// DenyCache gives the Redis limiters an exact local deny cache
 	// (algorithms.WithDenyCache), except the leaky bucket's: its give-backs, from any
 	// node, improve an identity's state, which no other node's cache would know.
+	// Batch and DenyCache apply to a policy file's combined limiters too (DenyCache
+	// not to a rule with a leaky bucket among its limits).
 	DenyCache bool
 }
 
