@@ -58,7 +58,7 @@ type Redis struct {
 	// batch, when set, shares round trips between concurrent checks (WithBatching).
 	batch *batcher
 	// deny, when set, answers checks of a denied identity locally (WithDenyCache).
-	deny *denyCache
+	deny *denyCache[Decision]
 	// local counts checks the deny cache answered; calls counts script calls sent.
 	local, calls atomic.Int64
 }
@@ -94,7 +94,7 @@ func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy, opt
 		l.batch = &batcher{rdb: pl, script: s.script, maxInFlight: o.batchInFlight, maxSize: o.batchSize}
 	}
 	if o.denyCache > 0 {
-		l.deny = newDenyCache(o.denyCache)
+		l.deny = newDenyCache[Decision](o.denyCache)
 	}
 	return l, nil
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -173,11 +175,20 @@ type MultiRedis struct {
 	heads []string
 	// args is the fixed ARGV; args[0] is the time, set per call.
 	args []any
+	// batch, when set, shares round trips between concurrent checks (WithBatching).
+	batch *batcher
+	// deny, when set, answers checks of a denied identity locally (WithDenyCache).
+	deny *denyCache[MultiDecision]
+	// local counts checks the deny cache answered; calls counts script calls sent.
+	local, calls atomic.Int64
 }
 
 // NewMultiRedis returns a combined limiter of limits under keys, the limits of the
 // rule named scope (which becomes part of every key name, see Keyspace.RuleLimiter).
-// opts tune a leaky bucket among them (WithMaxDelay).
+// opts tune a leaky bucket among them (WithMaxDelay) and the limiter as they tune a
+// Redis limiter: WithBatching shares round trips between concurrent checks,
+// WithDenyCache answers the checks of an identity that Redis denied locally until
+// the combined RetryAfter has passed (see multicache.go for why that is exact).
 func NewMultiRedis(rdb redis.Scripter, keys Keyspace, scope string, limits []NamedLimit, opts ...Option) (*MultiRedis, error) {
 	if err := checkLimits(limits); err != nil {
 		return nil, err
@@ -202,6 +213,16 @@ func NewMultiRedis(rdb redis.Scripter, keys Keyspace, scope string, limits []Nam
 		}
 		m.args = append(m.args, l.Algorithm, l.Policy.Limit, l.Policy.WindowMicros(), l.Policy.EffectiveBurst(), maxDelay)
 	}
+	if o.batch {
+		pl, ok := rdb.(pipeliner)
+		if !ok {
+			return nil, fmt.Errorf("%w: batching needs a client that pipelines (*redis.Client, *redis.ClusterClient); %T does not", ErrInvalidOption, rdb)
+		}
+		m.batch = &batcher{rdb: pl, script: multiScript, maxInFlight: o.batchInFlight, maxSize: o.batchSize}
+	}
+	if o.denyCache > 0 {
+		m.deny = newDenyCache[MultiDecision](o.denyCache)
+	}
 	return m, nil
 }
 
@@ -214,31 +235,55 @@ func (m *MultiRedis) StateKeys(identity string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return m.keysOf(id), nil
+}
+
+// keysOf are the state keys of id, a normalized identity.
+func (m *MultiRedis) keysOf(id string) []string {
 	keys := make([]string, len(m.heads))
 	for i, h := range m.heads {
 		keys[i] = h + id + "}"
 	}
-	return keys, nil
+	return keys
 }
 
 // Allow decides one request of identity against every limit at the server's time.
 func (m *MultiRedis) Allow(ctx context.Context, identity string) (MultiDecision, error) {
-	return m.allow(ctx, identity, "")
+	return m.allow(ctx, identity, "", 0)
 }
 
 // AllowAt is Allow as if the server's clock read now, for tests and virtual clocks.
 func (m *MultiRedis) AllowAt(ctx context.Context, identity string, now time.Time) (MultiDecision, error) {
-	return m.allow(ctx, identity, strconv.FormatInt(now.UnixMicro(), 10))
+	return m.allow(ctx, identity, strconv.FormatInt(now.UnixMicro(), 10), now.UnixMicro())
 }
 
-func (m *MultiRedis) allow(ctx context.Context, identity, now string) (MultiDecision, error) {
-	keys, err := m.StateKeys(identity)
+// allow decides one request of identity at now ("" for the server's TIME; nowMicros
+// is its value).
+func (m *MultiRedis) allow(ctx context.Context, identity, now string, nowMicros int64) (MultiDecision, error) {
+	id, err := NormalizeIdentity(identity)
 	if err != nil {
 		return MultiDecision{}, err
 	}
+	virtual := now != ""
+	if m.deny != nil {
+		if !virtual {
+			nowMicros = monoMicros()
+		}
+		if d, ok := m.deny.lookup(id, nowMicros, virtual); ok {
+			m.local.Add(1)
+			return d, nil
+		}
+	}
+	keys := m.keysOf(id)
 	args := append([]any(nil), m.args...)
 	args[0] = now
-	res, err := runMulti(ctx, m.rdb, keys, args)
+	m.calls.Add(1)
+	var res []int64
+	if m.batch != nil {
+		res, err = m.batch.run(ctx, keys, args)
+	} else {
+		res, err = runMulti(ctx, m.rdb, keys, args)
+	}
 	if err != nil {
 		return MultiDecision{}, fmt.Errorf("combined check: %w", err)
 	}
@@ -255,11 +300,16 @@ func (m *MultiRedis) allow(ctx context.Context, identity, now string) (MultiDeci
 	if d.Allowed != (res[0] == 1) {
 		return MultiDecision{}, fmt.Errorf("combined check: %w: the script's verdict disagrees with its limits'", ErrBadReply)
 	}
+	if m.deny != nil && !d.Allowed {
+		kept := d
+		kept.Limits = slices.Clone(d.Limits) // the caller's copy is its own
+		m.deny.add(id, kept, nowMicros, virtual)
+	}
 	return d, nil
 }
 
-// runMulti issues one combined check's script: the single place where it reaches
-// Redis, so that a batcher can take it over.
+// runMulti issues one unbatched combined check's script; with WithBatching the
+// limiter's batcher sends it instead.
 func runMulti(ctx context.Context, rdb redis.Scripter, keys []string, args []any) ([]int64, error) {
 	return multiScript.Run(ctx, rdb, keys, args...).Int64Slice()
 }

@@ -171,83 +171,89 @@ func TestMultiDenialConsumesNothing(t *testing.T) {
 // TestMultiConcurrentExact fires 1,000 goroutines over 3 separate clients at one
 // identity at one moment with 10/1s burst 20 and 50/1h: exactly 20 are admitted.
 // Then, driven over the next hour with explicit times, never more than 50 in the hour.
+// Plain and with batching.
 func TestMultiConcurrentExact(t *testing.T) {
-	for _, b := range allBackends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
-			set := []algorithms.NamedLimit{
-				lim("per-second", algorithms.TokenBucket, 10, time.Second, 20),
-				lim("per-hour", algorithms.SlidingLog, 50, time.Hour, 0),
-			}
-			clients := newClients(t, b, 3)
-			limiters := make([]*algorithms.MultiRedis, len(clients))
-			for i, c := range clients {
-				var err error
-				if limiters[i], err = algorithms.NewMultiRedis(c, algorithms.MustKeyspace("exact"), "r", set); err != nil {
-					t.Fatal(err)
-				}
-			}
-			const id = "2001:db8::/64"
-			start := time.UnixMicro(1_790_000_000_000_000)
-			var admitted atomic.Int64
-			var wg sync.WaitGroup
-			gate := make(chan struct{})
-			errs := make(chan error, 1000)
-			for g := range 1000 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-gate
-					d, err := limiters[g%len(limiters)].AllowAt(ctx, id, start)
-					if err != nil {
-						errs <- err
-						return
-					}
-					if d.Allowed {
-						admitted.Add(1)
-					}
-				}()
-			}
-			close(gate)
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
-			if n := admitted.Load(); n != 20 {
-				t.Fatalf("%d admitted at once, want exactly 20 (the burst)", n)
-			}
-			// Over the next two hours, one request every 30 seconds: the hour limit binds.
-			var times []time.Time
-			for i := range 2*120 + 2 {
-				at := start.Add(time.Duration(i+1) * 30 * time.Second)
-				d, err := limiters[i%3].AllowAt(ctx, id, at)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !d.Allowed {
-					continue
-				}
-				times = append(times, at)
-			}
-			all := append(make([]time.Time, 20), times...)
-			for i := range 20 {
-				all[i] = start
-			}
-			for i := range all {
-				j := i
-				for j < len(all) && all[j].Sub(all[i]) < time.Hour {
-					j++
-				}
-				if j-i > 50 {
-					t.Fatalf("%d admitted in the hour from +%s, want at most 50", j-i, all[i].Sub(start))
-				}
-			}
-			if len(all) < 100 {
-				t.Fatalf("%d admitted in two hours; want the hour limit reached twice (100)", len(all))
-			}
-		})
+	for _, mode := range limiterModes[:2] {
+		for _, b := range allBackends(t) {
+			t.Run(mode.name+b.Name, func(t *testing.T) { testMultiConcurrentExact(t, b, mode) })
+		}
 	}
+}
+
+func testMultiConcurrentExact(t *testing.T, b redistest.Backend, mode limiterMode) {
+	ctx := context.Background()
+	set := []algorithms.NamedLimit{
+		lim("per-second", algorithms.TokenBucket, 10, time.Second, 20),
+		lim("per-hour", algorithms.SlidingLog, 50, time.Hour, 0),
+	}
+	clients := newClients(t, b, 3)
+	limiters := make([]*algorithms.MultiRedis, len(clients))
+	for i, c := range clients {
+		var err error
+		if limiters[i], err = algorithms.NewMultiRedis(c, algorithms.MustKeyspace("exact"+mode.keys()), "r", set, mode.opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const id = "2001:db8::/64"
+	start := time.UnixMicro(1_790_000_000_000_000)
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	errs := make(chan error, 1000)
+	for g := range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			d, err := limiters[g%len(limiters)].AllowAt(ctx, id, start)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if d.Allowed {
+				admitted.Add(1)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := admitted.Load(); n != 20 {
+		t.Fatalf("%d admitted at once, want exactly 20 (the burst)", n)
+	}
+	// Over the next two hours, one request every 30 seconds: the hour limit binds.
+	var times []time.Time
+	for i := range 2*120 + 2 {
+		at := start.Add(time.Duration(i+1) * 30 * time.Second)
+		d, err := limiters[i%3].AllowAt(ctx, id, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Allowed {
+			continue
+		}
+		times = append(times, at)
+	}
+	all := append(make([]time.Time, 20), times...)
+	for i := range 20 {
+		all[i] = start
+	}
+	for i := range all {
+		j := i
+		for j < len(all) && all[j].Sub(all[i]) < time.Hour {
+			j++
+		}
+		if j-i > 50 {
+			t.Fatalf("%d admitted in the hour from +%s, want at most 50", j-i, all[i].Sub(start))
+		}
+	}
+	if len(all) < 100 {
+		t.Fatalf("%d admitted in two hours; want the hour limit reached twice (100)", len(all))
+	}
+	checkMultiStats(t, mode, limiters)
 }
 
 func TestRuleLimiterKeyRoundTrip(t *testing.T) {

@@ -60,6 +60,8 @@ type Limits struct {
 	// DenyCache gives the Redis limiters an exact local deny cache
 	// (algorithms.WithDenyCache), except the leaky bucket's: its give-backs, from any
 	// node, improve an identity's state, which no other node's cache would know.
+	// Batch and DenyCache apply to a policy file's combined limiters too (DenyCache
+	// not to a rule with a leaky bucket among its limits).
 	DenyCache bool
 }
 
@@ -192,7 +194,8 @@ type Node struct {
 }
 
 // LimiterStats counts, per algorithm, what the node's Redis limiters did: checks
-// answered by the deny cache, calls to Redis, round trips (nil without Redis limiters).
+// answered by the deny cache, calls to Redis, round trips (nil without Redis limiters);
+// a policy file's combined limiters count under "policy".
 func (n *Node) LimiterStats() map[string]algorithms.Stats {
 	if n.limiterStats == nil {
 		return nil
@@ -282,8 +285,15 @@ func NewNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 			return n
 		}
 	}
-	if len(redises) > 0 {
-		api.LimiterStats = func() map[string]algorithms.Stats { return limiterStats(redises) }
+	if len(redises) > 0 || api.Policies != nil {
+		ps := api.Policies
+		api.LimiterStats = func() map[string]algorithms.Stats {
+			m := limiterStats(redises)
+			if ps != nil {
+				m[policyAlgorithm] = ps.Stats()
+			}
+			return m
+		}
 	}
 	n := &Node{evictions: api.LocalEvictions, limiterStats: api.LimiterStats}
 	if cfg.Cache != nil {

@@ -44,6 +44,7 @@ type Policies struct {
 	reloaded atomic.Int64
 	refused  atomic.Int64
 	mu       sync.Mutex // one reload at a time
+	stats    policyStats
 }
 
 // policySet is one loaded file with its limiters.
@@ -73,7 +74,7 @@ func (p *Policies) Reload(file *policy.Policy) error {
 		p.refused.Add(1)
 		return err
 	}
-	p.cur.Store(set)
+	p.swap(set)
 	p.reloaded.Add(1)
 	return nil
 }
@@ -118,7 +119,7 @@ func newPolicies(rdb redis.UniversalClient, keys algorithms.Keyspace, cfg Config
 				if len(group.limits) == 0 {
 					continue
 				}
-				m, err := algorithms.NewMultiRedis(rdb, keys, r.Name, group.limits, opts...)
+				m, err := algorithms.NewMultiRedis(rdb, keys, r.Name, group.limits, limits.multiOptions(opts, group.limits)...)
 				if err != nil {
 					return nil, fmt.Errorf("rule %s (line %d): %w", r.Name, r.Line, err)
 				}
