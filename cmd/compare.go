@@ -27,8 +27,9 @@ end-to-end latency percentiles. Each change is marked worse or better where a fi
 has a better way (lower latency, errors and bursts; higher achieved rate and hit
 ratio), "changed" where it has none (sent, allowed, denied).
 
-The reports must be runs of the same thing: the same pattern, the same algorithms,
-each with the same policy (limit, window, burst). Otherwise compare says what
+The reports must be runs of the same thing: the same pattern, the same algorithms
+(with --fail-modes, each algorithm and mode: gcra/open), each with the same policy
+(limit, window, burst) and the same --fault. Otherwise compare says what
 differs and exits 2, unless --force. Other settings that differ (rate, nodes,
 backend, seed) are listed above the figures. Fields compare does not know are
 ignored, so reports of newer versions compare too.

@@ -111,8 +111,12 @@ type Report struct {
 }
 
 type algorithm struct {
+	// name is the algorithm's, with its fail mode when modes were compared
+	// (sliding-log/open), as the reports label their rows.
 	name   string
 	policy string
+	// fault is the injected fault (kind@start+duration), "" without one.
+	fault  string
 	fields map[string]any
 }
 
@@ -146,9 +150,24 @@ func Read(r io.Reader, file string) (*Report, error) {
 		if !ok || name == "" {
 			return nil, fmt.Errorf("%s: algorithms[%d] has no name: not a ratelab JSON report", file, i)
 		}
-		rep.algs = append(rep.algs, algorithm{name: name, policy: policyOf(fields), fields: fields})
+		if mode, _ := fields["fail_mode"].(string); mode != "" {
+			name += "/" + mode
+		}
+		rep.algs = append(rep.algs, algorithm{name: name, policy: policyOf(fields), fault: faultOf(fields), fields: fields})
 	}
 	return rep, nil
+}
+
+// faultOf writes an algorithm's injected fault as "stall@1000ms+1000ms" ("" without one).
+func faultOf(f map[string]any) string {
+	fault, ok := f["fault"].(map[string]any)
+	if !ok {
+		return ""
+	}
+	kind, _ := fault["kind"].(string)
+	start, _ := number(fault, "start_ms")
+	duration, _ := number(fault, "duration_ms")
+	return kind + "@" + trim(start) + "ms+" + trim(duration) + "ms"
 }
 
 // policyOf writes an algorithm's limit, window and burst as "10/500ms b20".
@@ -186,7 +205,8 @@ func trim(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 // Row is one figure of one subject in both reports.
 type Row struct {
-	// Subject is an algorithm's name, or "run".
+	// Subject is an algorithm's name (with its fail mode, gcra/open, when modes were
+	// compared), or "run".
 	Subject string `json:"subject"`
 	Figure  string `json:"figure"`
 	Unit    Unit   `json:"unit"`
@@ -272,8 +292,12 @@ func Differences(base, new *Report) []string {
 		out = append(out, fmt.Sprintf("algorithms only in %s: %s", new.File, strings.Join(only, ", ")))
 	}
 	for _, a := range base.algs {
-		if b, ok := new.find(a.name); ok && a.policy != b.policy {
+		b, ok := new.find(a.name)
+		if ok && a.policy != b.policy {
 			out = append(out, fmt.Sprintf("%s policy: %s in %s, %s in %s", a.name, orNone(a.policy), base.File, orNone(b.policy), new.File))
+		}
+		if ok && a.fault != b.fault {
+			out = append(out, fmt.Sprintf("%s fault: %s in %s, %s in %s", a.name, orNone(a.fault), base.File, orNone(b.fault), new.File))
 		}
 	}
 	return out

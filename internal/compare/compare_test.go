@@ -180,3 +180,46 @@ func TestParseThresholdsRefuses(t *testing.T) {
 		t.Errorf("parsed %+v, want %+v", th, want)
 	}
 }
+
+// Rows of --fail-modes runs are subjects of their own (as the reports label them),
+// and a fault that differs is a difference, like a policy.
+func TestFailModesAndFaults(t *testing.T) {
+	t.Parallel()
+	read := func(name, doc string) *Report {
+		r, err := Read(strings.NewReader(doc), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	base := read("a.json", `{"pattern": "noisy", "algorithms": [
+		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "open", "allowed": 90,
+		 "fault": {"kind": "stall", "start_ms": 1000, "duration_ms": 1000}},
+		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "closed", "allowed": 40,
+		 "fault": {"kind": "stall", "start_ms": 1000, "duration_ms": 1000}}]}`)
+	same := read("b.json", `{"pattern": "noisy", "algorithms": [
+		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "open", "allowed": 95,
+		 "fault": {"kind": "stall", "start_ms": 1000, "duration_ms": 1000}},
+		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "closed", "allowed": 41,
+		 "fault": {"kind": "stall", "start_ms": 1000, "duration_ms": 1000}}]}`)
+	if d := Differences(base, same); len(d) != 0 {
+		t.Errorf("same runs: differences %q", d)
+	}
+	c := Compare(base, same, nil)
+	if r := row(t, c, "gcra/open", "allowed"); r.Base == nil || *r.Base != 90 || r.New == nil || *r.New != 95 {
+		t.Errorf("gcra/open allowed: %+v", r)
+	}
+	if r := row(t, c, "gcra/closed", "allowed"); r.Base == nil || *r.Base != 40 || r.New == nil || *r.New != 41 {
+		t.Errorf("gcra/closed allowed: %+v", r)
+	}
+	other := read("c.json", `{"pattern": "noisy", "algorithms": [
+		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "open",
+		 "fault": {"kind": "latency", "start_ms": 1000, "duration_ms": 500}}]}`)
+	want := []string{
+		"algorithms only in a.json: gcra/closed",
+		"gcra/open fault: stall@1000ms+1000ms in a.json, latency@1000ms+500ms in c.json",
+	}
+	if got := Differences(base, other); !slices.Equal(got, want) {
+		t.Errorf("differences\n got %q\nwant %q", got, want)
+	}
+}
