@@ -115,8 +115,6 @@ type algorithm struct {
 	// (sliding-log/open), as the reports label their rows.
 	name   string
 	policy string
-	// fault is the injected fault (kind@start+duration), "" without one.
-	fault  string
 	fields map[string]any
 }
 
@@ -153,21 +151,21 @@ func Read(r io.Reader, file string) (*Report, error) {
 		if mode, _ := fields["fail_mode"].(string); mode != "" {
 			name += "/" + mode
 		}
-		rep.algs = append(rep.algs, algorithm{name: name, policy: policyOf(fields), fault: faultOf(fields), fields: fields})
+		rep.algs = append(rep.algs, algorithm{name: name, policy: policyOf(fields), fields: fields})
 	}
 	return rep, nil
 }
 
-// faultOf writes an algorithm's injected fault as "stall@1000ms+1000ms" ("" without one).
-func faultOf(f map[string]any) string {
-	fault, ok := f["fault"].(map[string]any)
-	if !ok {
-		return ""
+// faultsOf are the --fault values of a report's command line, as given ("" without).
+func faultsOf(top map[string]any) string {
+	args, _ := top["command_line"].([]any)
+	var faults []string
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(fmt.Sprint(a), "--fault="); ok {
+			faults = append(faults, v)
+		}
 	}
-	kind, _ := fault["kind"].(string)
-	start, _ := number(fault, "start_ms")
-	duration, _ := number(fault, "duration_ms")
-	return kind + "@" + trim(start) + "ms+" + trim(duration) + "ms"
+	return strings.Join(faults, " ")
 }
 
 // policyOf writes an algorithm's limit, window and burst as "10/500ms b20".
@@ -284,6 +282,9 @@ func Differences(base, new *Report) []string {
 	if base.Pattern != new.Pattern {
 		out = append(out, fmt.Sprintf("pattern: %s in %s, %s in %s", orNone(base.Pattern), base.File, orNone(new.Pattern), new.File))
 	}
+	if bf, nf := faultsOf(base.run), faultsOf(new.run); bf != nf {
+		out = append(out, fmt.Sprintf("--fault: %s in %s, %s in %s", orNone(bf), base.File, orNone(nf), new.File))
+	}
 	bn, nn := names(base), names(new)
 	if only := minus(bn, nn); len(only) > 0 {
 		out = append(out, fmt.Sprintf("algorithms only in %s: %s", base.File, strings.Join(only, ", ")))
@@ -296,9 +297,7 @@ func Differences(base, new *Report) []string {
 		if ok && a.policy != b.policy {
 			out = append(out, fmt.Sprintf("%s policy: %s in %s, %s in %s", a.name, orNone(a.policy), base.File, orNone(b.policy), new.File))
 		}
-		if ok && a.fault != b.fault {
-			out = append(out, fmt.Sprintf("%s fault: %s in %s, %s in %s", a.name, orNone(a.fault), base.File, orNone(b.fault), new.File))
-		}
+
 	}
 	return out
 }

@@ -182,7 +182,8 @@ func TestParseThresholdsRefuses(t *testing.T) {
 }
 
 // Rows of --fail-modes runs are subjects of their own (as the reports label them),
-// and a fault that differs is a difference, like a policy.
+// and a --fault that differs is a difference, like a policy; the measured times of
+// the same fault are not.
 func TestFailModesAndFaults(t *testing.T) {
 	t.Parallel()
 	read := func(name, doc string) *Report {
@@ -192,14 +193,14 @@ func TestFailModesAndFaults(t *testing.T) {
 		}
 		return r
 	}
-	base := read("a.json", `{"pattern": "noisy", "algorithms": [
+	base := read("a.json", `{"pattern": "noisy", "command_line": ["hammer", "--fault=stall@1s+1s"], "algorithms": [
 		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "open", "allowed": 90,
 		 "fault": {"kind": "stall", "start_ms": 1000, "duration_ms": 1000}},
 		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "closed", "allowed": 40,
 		 "fault": {"kind": "stall", "start_ms": 1000, "duration_ms": 1000}}]}`)
-	same := read("b.json", `{"pattern": "noisy", "algorithms": [
+	same := read("b.json", `{"pattern": "noisy", "command_line": ["hammer", "--fault=stall@1s+1s"], "algorithms": [
 		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "open", "allowed": 95,
-		 "fault": {"kind": "stall", "start_ms": 1000, "duration_ms": 1000}},
+		 "fault": {"kind": "stall", "start_ms": 1000.2, "duration_ms": 1000.7}},
 		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "closed", "allowed": 41,
 		 "fault": {"kind": "stall", "start_ms": 1000, "duration_ms": 1000}}]}`)
 	if d := Differences(base, same); len(d) != 0 {
@@ -212,12 +213,12 @@ func TestFailModesAndFaults(t *testing.T) {
 	if r := row(t, c, "gcra/closed", "allowed"); r.Base == nil || *r.Base != 40 || r.New == nil || *r.New != 41 {
 		t.Errorf("gcra/closed allowed: %+v", r)
 	}
-	other := read("c.json", `{"pattern": "noisy", "algorithms": [
+	other := read("c.json", `{"pattern": "noisy", "command_line": ["hammer", "--fault=latency@1s+500ms:20ms"], "algorithms": [
 		{"name": "gcra", "limit": 10, "window_ms": 500, "fail_mode": "open",
 		 "fault": {"kind": "latency", "start_ms": 1000, "duration_ms": 500}}]}`)
 	want := []string{
+		"--fault: stall@1s+1s in a.json, latency@1s+500ms:20ms in c.json",
 		"algorithms only in a.json: gcra/closed",
-		"gcra/open fault: stall@1000ms+1000ms in a.json, latency@1000ms+500ms in c.json",
 	}
 	if got := Differences(base, other); !slices.Equal(got, want) {
 		t.Errorf("differences\n got %q\nwant %q", got, want)
