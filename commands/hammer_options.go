@@ -200,15 +200,8 @@ func (o HammerOptions) Validate() error {
 	if err := o.validateTrace(); err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	for _, a := range o.Algorithms {
-		if err := algorithms.Lookup(a); err != nil {
-			return Usagef("--algorithms: %v", err)
-		}
-		if seen[a] {
-			return Usagef("--algorithms: %q is listed twice", a)
-		}
-		seen[a] = true
+	if err := checkAlgorithms(o.Algorithms); err != nil {
+		return err
 	}
 	for _, t := range o.Targets {
 		if _, err := scenario.CheckLoopbackURL(t); err != nil {

@@ -100,3 +100,19 @@ func validatePrefix(prefix string) error {
 	}
 	return nil
 }
+
+// checkAlgorithms refuses an --algorithms list with a name that is not an algorithm
+// or a name listed twice (hammer and simulate take the same list).
+func checkAlgorithms(names []string) error {
+	seen := map[string]bool{}
+	for _, a := range names {
+		if err := algorithms.Lookup(a); err != nil {
+			return Usagef("--algorithms: %v", err)
+		}
+		if seen[a] {
+			return Usagef("--algorithms: %q is listed twice", a)
+		}
+		seen[a] = true
+	}
+	return nil
+}

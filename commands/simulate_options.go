@@ -154,15 +154,5 @@ func (o SimulateOptions) Validate() error {
 	if len(o.Algorithms) == 0 {
 		return Usagef("--algorithms: name at least one of %s", strings.Join(algorithms.Names(), ","))
 	}
-	seen := map[string]bool{}
-	for _, a := range o.Algorithms {
-		if err := algorithms.Lookup(a); err != nil {
-			return Usagef("--algorithms: %v", err)
-		}
-		if seen[a] {
-			return Usagef("--algorithms: %q is listed twice", a)
-		}
-		seen[a] = true
-	}
-	return nil
+	return checkAlgorithms(o.Algorithms)
 }
