@@ -2,6 +2,8 @@ package algorithms
 
 import (
 	"context"
+	_ "embed"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,13 @@ const (
 	DefaultBatchSize = 128
 )
 
+//go:embed lua/batch.lua
+var batchLua string
+
+// batchScript decides the checks of one batch in one call on a standalone server:
+// the prelude's helpers, each algorithm's script as a function, and batch.lua.
+var batchScript = redis.NewScript(composed("ratelab batched checks, generated from the algorithms' scripts (algorithms/batch.go)", batchLua))
+
 // pipeliner is what a batching limiter needs of its client beyond redis.Scripter:
 // *redis.Client and *redis.ClusterClient (whose pipelines go one per master) have it.
 type pipeliner interface {
@@ -31,9 +40,14 @@ type pipeliner interface {
 // finds a round trip free goes at once, alone, on its own context, so that a lone
 // check costs what an unbatched one does; checks that come while every round trip is
 // busy queue, and the next round trip to finish takes up to maxSize of them.
+//
+// A batch goes as one call of batchScript when algorithm is set (a standalone
+// server: the call's keys may lie in any slot), else as a pipeline of the script's
+// calls (a cluster, where go-redis sends the pipeline one part per master).
 type batcher struct {
 	rdb         pipeliner
 	script      *redis.Script
+	algorithm   string
 	maxInFlight int
 	maxSize     int
 	// onQueue and onSend, when set (tests), are called after a check queues and
@@ -187,6 +201,10 @@ func (b *batcher) send(batch []*call) {
 	b.batched.Add(int64(len(batch)))
 	ctx, cancel := batchContext(batch)
 	defer cancel()
+	if b.algorithm != "" {
+		b.sendCombined(ctx, batch)
+		return
+	}
 	cmds := make([]*redis.Cmd, len(batch))
 	pipe := b.rdb.Pipeline()
 	for i, c := range batch {
@@ -213,6 +231,58 @@ func (b *batcher) send(batch []*call) {
 	for _, i := range again {
 		batch[i].answer(cmds[i])
 	}
+}
+
+// sendCombined runs batch as one call of batchScript: one script run decides every
+// check in turn, as their own scripts would one after the other, which costs Redis
+// one command's dispatch, reply and Lua call for the batch instead of one for each
+// check. A check that fails in the script gets its own error; an error of the call
+// (a timeout, a dead connection) reaches every check.
+func (b *batcher) sendCombined(ctx context.Context, batch []*call) {
+	keys := make([]string, len(batch))
+	args := make([]any, 1, 1+len(batch)*7)
+	args[0] = b.algorithm
+	for i, c := range batch {
+		keys[i] = c.keys[0]
+		args = append(args, len(c.args))
+		args = append(args, c.args...)
+	}
+	cmd := batchScript.EvalSha(ctx, b.rdb, keys, args...)
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		b.roundTrips.Add(1)
+		cmd = batchScript.Eval(ctx, b.rdb, keys, args...)
+	}
+	replies, err := cmd.Slice()
+	if err == nil && len(replies) != len(batch) {
+		err = fmt.Errorf("%w: %d replies to a batch of %d checks", ErrBadReply, len(replies), len(batch))
+	}
+	for i, c := range batch {
+		if err != nil {
+			c.err = err
+		} else {
+			c.res, c.err = int64Reply(replies[i])
+		}
+		close(c.done)
+	}
+}
+
+// int64Reply is one check's reply inside a batch's: its values, or its error.
+func int64Reply(v any) ([]int64, error) {
+	switch v := v.(type) {
+	case error:
+		return nil, v
+	case []any:
+		res := make([]int64, len(v))
+		for i, x := range v {
+			n, ok := x.(int64)
+			if !ok {
+				return nil, fmt.Errorf("%w: value %d is %T", ErrBadReply, i, x)
+			}
+			res[i] = n
+		}
+		return res, nil
+	}
+	return nil, fmt.Errorf("%w: a check's reply is %T", ErrBadReply, v)
 }
 
 func (c *call) answer(cmd *redis.Cmd) {

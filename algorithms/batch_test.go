@@ -2,6 +2,7 @@ package algorithms_test
 
 import (
 	"context"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"strconv"
@@ -18,12 +19,38 @@ import (
 )
 
 // holdHook holds the first lone EVALSHA until release is closed (after closing
-// held), so that the checks that come meanwhile queue behind it; beforePipeline, when
-// set, runs before each pipeline of scripts is sent.
+// held), so that the checks that come meanwhile queue behind it; beforeBatch, when
+// set, runs before each batch is sent: a pipeline of scripts (a cluster) or one call
+// of the batch script (a standalone server).
 type holdHook struct {
-	held, release  chan struct{}
-	once           sync.Once
-	beforePipeline func(cmds []redis.Cmder)
+	held, release chan struct{}
+	once          sync.Once
+	beforeBatch   func(cmds []redis.Cmder)
+}
+
+// isBatchCall says whether cmd calls the script that decides a standalone batch.
+func isBatchCall(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if len(args) < 2 {
+		return false
+	}
+	switch cmd.Name() {
+	case "evalsha":
+		return args[1] == algorithms.BatchScriptSHA()
+	case "eval":
+		src, _ := args[1].(string)
+		return fmt.Sprintf("%x", sha1.Sum([]byte(src))) == algorithms.BatchScriptSHA()
+	}
+	return false
+}
+
+// checksIn is how many checks cmd carries: its keys for a batch call, else one.
+func checksIn(cmd redis.Cmder) int {
+	if !isBatchCall(cmd) {
+		return 1
+	}
+	n, _ := strconv.Atoi(fmt.Sprint(cmd.Args()[2]))
+	return n
 }
 
 func newHoldHook() *holdHook {
@@ -37,6 +64,9 @@ func (h *holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if cmd.Name() == "evalsha" {
 			h.once.Do(func() { close(h.held); <-h.release })
 		}
+		if h.beforeBatch != nil && isBatchCall(cmd) {
+			h.beforeBatch([]redis.Cmder{cmd})
+		}
 		return next(ctx, cmd)
 	}
 }
@@ -44,8 +74,8 @@ func (h *holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h *holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		// A new connection's handshake is a pipeline too; only batches count.
-		if h.beforePipeline != nil && len(cmds) > 0 && strings.HasPrefix(cmds[0].Name(), "eval") {
-			h.beforePipeline(cmds)
+		if h.beforeBatch != nil && len(cmds) > 0 && strings.HasPrefix(cmds[0].Name(), "eval") {
+			h.beforeBatch(cmds)
 		}
 		return next(ctx, cmds)
 	}
@@ -150,7 +180,7 @@ func TestBatchCancelledCheckLeavesNeighbours(t *testing.T) {
 			h := newHoldHook()
 			inPipe, releasePipe := make(chan struct{}), make(chan struct{})
 			var once sync.Once
-			h.beforePipeline = func([]redis.Cmder) { once.Do(func() { close(inPipe); <-releasePipe }) }
+			h.beforeBatch = func([]redis.Cmder) { once.Do(func() { close(inPipe); <-releasePipe }) }
 			lim, err := algorithms.NewRedis(hookedClient(t, b, h), algorithms.MustKeyspace("batch-cancel-f"), algorithms.TokenBucket, p, algorithms.WithBatching(1, 0))
 			if err != nil {
 				t.Fatal(err)
@@ -213,7 +243,7 @@ func TestBatchScriptFlushCostsNoCheck(t *testing.T) {
 			h := newHoldHook()
 			var flushed, evals atomic.Int64
 			var once sync.Once
-			h.beforePipeline = func(cmds []redis.Cmder) {
+			h.beforeBatch = func(cmds []redis.Cmder) {
 				once.Do(func() {
 					if err := flushScripts(context.Background(), b.Client); err != nil {
 						t.Error(err)
@@ -222,7 +252,7 @@ func TestBatchScriptFlushCostsNoCheck(t *testing.T) {
 				})
 				for _, c := range cmds {
 					if c.Name() == "eval" {
-						evals.Add(1)
+						evals.Add(int64(checksIn(c)))
 					}
 				}
 			}
@@ -386,5 +416,64 @@ func TestBatchQueueDropsGivenUpChecks(t *testing.T) {
 	close(h.release)
 	if r := <-held; r.err != nil {
 		t.Fatal(r.err)
+	}
+}
+
+// TestBatchCheckErrorStaysItsOwn: a check that fails inside a batch (its key holds
+// a value of another type, WRONGTYPE) gets its own error; the checks beside it in the
+// same round trip are answered as if it were not there. On a standalone server the
+// batch is one call of the batch script, on the cluster a pipeline: both are held to
+// it, and so is the embedded Redis.
+func TestBatchCheckErrorStaysItsOwn(t *testing.T) {
+	const n, bad = 10, 4
+	p := algorithms.Policy{Limit: 100, Window: time.Hour}
+	id := func(i int) string { return "192.0.2." + strconv.Itoa(i+10) }
+	for _, b := range allBackends(t) {
+		for _, name := range algorithms.Names() {
+			t.Run(b.Name+"/"+name, func(t *testing.T) {
+				h := newHoldHook()
+				sizes := make(chan int, 1)
+				h.beforeBatch = func(cmds []redis.Cmder) {
+					k := 0
+					for _, c := range cmds {
+						k += checksIn(c)
+					}
+					select {
+					case sizes <- k:
+					default:
+					}
+				}
+				lim, err := algorithms.NewRedis(hookedClient(t, b, h), algorithms.MustKeyspace("batch-wrongtype"), name, p, algorithms.WithBatching(1, 0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				key, err := lim.Key(id(bad))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Client.RPush(context.Background(), key, "not a limiter's state").Err(); err != nil {
+					t.Fatal(err)
+				}
+				held, answers, _, _ := queueBehind(t, lim, h, "192.0.2.1", n, id)
+				close(h.release)
+				first := <-held
+				if first.err != nil || !first.d.Allowed {
+					t.Fatalf("the held check: %+v, %v", first.d, first.err)
+				}
+				// Every other check is its identity's first, as the held one was.
+				for i, a := range answers {
+					r := <-a
+					switch {
+					case i == bad && (r.err == nil || !strings.Contains(r.err.Error(), "WRONGTYPE")):
+						t.Errorf("the check of the list key answered %+v, %v; want a WRONGTYPE error", r.d, r.err)
+					case i != bad && (r.err != nil || !r.d.Allowed || r.d.Remaining != first.d.Remaining):
+						t.Errorf("check %d beside the failing one: %+v, %v; want allowed, %d remaining", i, r.d, r.err, first.d.Remaining)
+					}
+				}
+				if k := <-sizes; k != n {
+					t.Errorf("the batch carried %d checks, want all %d", k, n)
+				}
+			})
+		}
 	}
 }

@@ -14,16 +14,18 @@ import (
 	"github.com/ratelab/ratelab/internal/redistest"
 )
 
-// BenchmarkBatching runs each limiter with and without batching (WithBatching's
-// defaults) from 1, 16, 64 and 256 callers, each caller a goroutine, over a pool of
+// BenchmarkBatching runs each limiter without batching, with batching (WithBatching's
+// defaults: on a standalone server, one call of the batch script per round trip) and
+// with batches sent as pipelines of the script's calls (as on a cluster), from 1, 16,
+// 64 and 256 callers, each caller a goroutine, over a pool of
 // as many connections, against a redis-server of its own, over many identities (the
 // writing path). Beside checks/s and p50/p99 it reports the server's CPU per check
 // (used_cpu_sys + used_cpu_user of INFO cpu, before and after):
 //
 //	go test ./algorithms -run '^$' -bench '^BenchmarkBatching$' -benchtime 2s -count 5
 //
-// RATELAB_BENCH_ALGORITHMS (comma-separated) narrows the algorithms. Batched and
-// unbatched runs of one caller count follow each other, so that -count interleaves them.
+// RATELAB_BENCH_ALGORITHMS (comma-separated) narrows the algorithms. The modes' runs
+// of one caller count follow each other, so that -count interleaves them.
 func BenchmarkBatching(b *testing.B) {
 	srv := redistest.StartServer(b)
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
@@ -34,11 +36,17 @@ func BenchmarkBatching(b *testing.B) {
 	}
 	for _, name := range names {
 		for _, callers := range []int{1, 16, 64, 256} {
-			for _, batched := range []bool{false, true} {
-				mode := "unbatched"
+			for _, mode := range []string{"unbatched", "batched", "pipelined"} {
+				batched := mode != "unbatched"
 				var opts []algorithms.Option
 				if batched {
-					mode, opts = "batched", []algorithms.Option{algorithms.WithBatching(0, 0)}
+					opts = []algorithms.Option{algorithms.WithBatching(benchInFlight(b), 0)}
+				}
+				if mode == "pipelined" {
+					if callers == 1 {
+						continue // a lone check goes alone either way
+					}
+					opts = append(opts, algorithms.PipelinedBatches())
 				}
 				b.Run(fmt.Sprintf("%s/c%d/%s", name, callers, mode), func(b *testing.B) {
 					rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: callers})
@@ -51,6 +59,9 @@ func BenchmarkBatching(b *testing.B) {
 						d, err := lim.Allow(ctx, identities[i%manyClients])
 						return d.Allowed, err
 					}
+					if err := admin.ConfigResetStat(context.Background()).Err(); err != nil {
+						b.Fatal(err)
+					}
 					cpu := serverCPU(b, admin)
 					if callers == 1 {
 						benchSerial(b, c)
@@ -58,6 +69,7 @@ func BenchmarkBatching(b *testing.B) {
 						benchParallel(b, callers, c)
 					}
 					b.ReportMetric((serverCPU(b, admin)-cpu)*1e6/float64(b.N), "redis-cpu-µs/check")
+					b.ReportMetric(scriptMicros(b, admin)/float64(b.N), "script-µs/check")
 					if s := lim.Stats(); batched && s.RoundTrips > 0 {
 						b.ReportMetric(float64(s.RedisCalls)/float64(s.RoundTrips), "checks/round-trip")
 					}
@@ -74,6 +86,47 @@ func benchAlgorithms() []string {
 		return nil
 	}
 	return strings.Split(v, ",")
+}
+
+// benchInFlight is RATELAB_BENCH_INFLIGHT, the batcher's round trips in flight; 0
+// (WithBatching's default) when unset.
+func benchInFlight(b *testing.B) int {
+	v := strings.TrimSpace(os.Getenv("RATELAB_BENCH_INFLIGHT"))
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("RATELAB_BENCH_INFLIGHT=%q: want a whole number of at least 1", v)
+	}
+	return n
+}
+
+// scriptMicros is the server's time in script calls (EVALSHA and EVAL) since the
+// last CONFIG RESETSTAT, in µs: INFO commandstats' usec.
+func scriptMicros(b *testing.B, rdb *redis.Client) float64 {
+	b.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+			continue
+		}
+		for _, field := range strings.Split(line[strings.IndexByte(line, ':')+1:], ",") {
+			if v, ok := strings.CutPrefix(field, "usec="); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatalf("INFO commandstats: %q: %v", line, err)
+				}
+				sum += f
+			}
+		}
+	}
+	return sum
 }
 
 // serverCPU is the server's CPU time so far, system and user, in seconds.

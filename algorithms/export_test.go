@@ -12,3 +12,12 @@ func QueuedChecks(l *Redis) int {
 	defer l.batch.mu.Unlock()
 	return len(l.batch.queue)
 }
+
+// PipelinedBatches makes a batching limiter send each batch as a pipeline of script
+// calls, as on a cluster, instead of one call of the batch script.
+func PipelinedBatches() Option {
+	return func(o *options) { o.batchPipelined = true }
+}
+
+// BatchScriptSHA is the SHA-1 of the script that decides a standalone batch.
+func BatchScriptSHA() string { return batchScript.Hash() }

@@ -92,6 +92,9 @@ func NewRedis(rdb redis.Scripter, keys Keyspace, algorithm string, p Policy, opt
 			return nil, fmt.Errorf("%w: batching needs a client that pipelines (*redis.Client, *redis.ClusterClient); %T does not", ErrInvalidOption, rdb)
 		}
 		l.batch = &batcher{rdb: pl, script: s.script, maxInFlight: o.batchInFlight, maxSize: o.batchSize}
+		if _, cluster := rdb.(*redis.ClusterClient); !cluster && !o.batchPipelined {
+			l.batch.algorithm = s.name
+		}
 	}
 	if o.denyCache > 0 {
 		l.deny = newDenyCache[Decision](o.denyCache)

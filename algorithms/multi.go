@@ -27,20 +27,26 @@ var multiLua string
 // algorithm's script as a function, and the driver, multi.lua.
 var multiScript = redis.NewScript(multiSource())
 
-// multiSource builds the combined script. Each algorithm's script is wrapped as
-// check[name](redis, key, limit, window, burst, now, ARGV): the names its text uses
-// become the function's parameters, so the very text that decides a single limit
-// decides it here, with its writes deferred by the redis it is given.
+// multiSource builds the combined script (see composed).
 func multiSource() string {
+	return composed("ratelab multi-limit check, generated from the algorithms' scripts (algorithms/multi.go)", multiLua)
+}
+
+// composed is the prelude's helpers, each algorithm's script wrapped as
+// check[name](redis, key, limit, window, burst, now, ARGV), and driver. The names each
+// script's text uses become the function's parameters, so the very text that decides
+// a single check decides it in the driver's call (with its writes deferred, when the
+// driver gives it a redis that defers them).
+func composed(title, driver string) string {
 	helpers := prelude[strings.Index(prelude, "local floor = math.floor"):]
 	var b strings.Builder
-	b.WriteString("-- ratelab multi-limit check, generated from the algorithms' scripts (algorithms/multi.go)\n")
+	b.WriteString("-- " + title + "\n")
 	b.WriteString(helpers)
 	b.WriteString("local check = {}\n")
 	for _, name := range order {
 		fmt.Fprintf(&b, "check[%q] = function(redis, key, limit, window, burst, now, ARGV)\n%s\nend\n", name, specs[name].lua)
 	}
-	b.WriteString(multiLua)
+	b.WriteString(driver)
 	return b.String()
 }
 

@@ -30,6 +30,9 @@ type options struct {
 	// batch, batchInFlight and batchSize are WithBatching's.
 	batch                    bool
 	batchInFlight, batchSize int
+	// batchPipelined sends batches as pipelines even on a standalone server (tests
+	// and benchmarks compare the two ways).
+	batchPipelined bool
 	// denyCache is WithDenyCache's size; 0 means no deny cache.
 	denyCache int
 	err       error
@@ -67,8 +70,10 @@ func WithMaxIdentities(n int) Option {
 }
 
 // WithBatching makes a Redis limiter send the checks that arrive while its round
-// trips are in flight together, in one pipeline per round trip (on a cluster, one per
-// master), with at most maxInFlight round trips in flight and at most maxSize checks in
+// trips are in flight together: on a standalone server in one call of a batch script
+// that decides them one after the other with each algorithm's own script text (a
+// check that fails there gets its own error), on a cluster in one pipeline per round
+// trip (one part per master), with at most maxInFlight round trips in flight and at most maxSize checks in
 // one; 0 means DefaultBatchInFlight and DefaultBatchSize. A check that finds a round
 // trip free goes at once: batching adds no wait to a lone check. Each check keeps its
 // own context. Give a limiter no more round trips in flight than its client's pool

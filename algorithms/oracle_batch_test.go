@@ -73,3 +73,71 @@ func oracleRun(lim *algorithms.Redis, name string, p algorithms.Policy, identity
 	}
 	return nil
 }
+
+// TestLeakyBucketGiveBackMatchesModelBatched is the give-back oracle with batching:
+// several identities at once from as many goroutines, each its own random request
+// times with give-backs of random earlier admissions between them, against a model of
+// its own, so that decisions and give-backs share round trips (on a standalone server
+// one call of the batch script, where a give-back's call carries more values than a
+// decision's; on the cluster a pipeline). Every decision and every give-back must
+// equal the model's.
+func TestLeakyBucketGiveBackMatchesModelBatched(t *testing.T) {
+	const identitiesN, requests = 4, 500
+	for _, b := range allBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			keys := algorithms.MustKeyspace("oracle-gb-batch")
+			var limiters []*algorithms.Redis
+			for pi, p := range oraclePolicies {
+				spacing := p.Window / time.Duration(p.Limit)
+				opts := []algorithms.Option{algorithms.WithMaxDelay(3 * spacing), algorithms.WithBatching(1, 0)}
+				lim, err := algorithms.NewRedis(b.Client, keys, algorithms.LeakyBucket, p, opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				limiters = append(limiters, lim)
+				var g errgroup.Group
+				for k := range identitiesN {
+					g.Go(func() error {
+						model, err := algorithms.NewModel(algorithms.LeakyBucket, p, opts...)
+						if err != nil {
+							return err
+						}
+						identity := fmt.Sprintf("10.6.%d.%d", pi, k)
+						rng := rand.New(rand.NewPCG(uint64(pi), uint64(k)+23))
+						var admitted []algorithms.Decision
+						for i, now := range requestTimes(rng, p, requests) {
+							if len(admitted) > 0 && rng.IntN(4) == 0 {
+								j := len(admitted) - 1 - rng.IntN(min(len(admitted), 8))
+								d := admitted[j]
+								admitted = append(admitted[:j], admitted[j+1:]...)
+								got, err := lim.GiveBackAt(context.Background(), identity, d, time.UnixMicro(now))
+								if err != nil {
+									return fmt.Errorf("%s: give-back %d: %w", identity, i, err)
+								}
+								if want := model.GiveBack(d, now); got != want {
+									return fmt.Errorf("%s %s, give-back at %d of %+v: script %v, model %v", identity, p, now, d, got, want)
+								}
+							}
+							got, err := lim.AllowAt(context.Background(), identity, time.UnixMicro(now))
+							if err != nil {
+								return fmt.Errorf("%s: request %d: %w", identity, i, err)
+							}
+							if want := model.Allow(now); got != want {
+								return fmt.Errorf("%s %s, request %d at %d: script %+v, model %+v", identity, p, i, now, got, want)
+							}
+							if got.Allowed {
+								admitted = append(admitted, got)
+							}
+						}
+						return nil
+					})
+				}
+				if err := g.Wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			limiterMode{batch: true}.check(t, limiters)
+		})
+	}
+}
