@@ -3,6 +3,7 @@ package algorithms
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,10 @@ type batcher struct {
 	mu       sync.Mutex
 	queue    []*call
 	inFlight int
+	// failing is set while the latest round trip to finish failed: then no check goes
+	// alone on its own context (which would cost its connection at its deadline, see
+	// batchLinger), every check goes through the queue, until a round trip succeeds.
+	failing bool
 
 	roundTrips, batched atomic.Int64
 }
@@ -85,13 +90,13 @@ const (
 // It returns when the answer comes or ctx ends, whichever is first.
 func (b *batcher) run(ctx context.Context, keys []string, args []any) ([]int64, error) {
 	b.mu.Lock()
-	if b.inFlight < b.maxInFlight && len(b.queue) == 0 {
+	if b.inFlight < b.maxInFlight && len(b.queue) == 0 && !b.failing {
 		// Nothing waits and a round trip is free: go now, alone, as an unbatched check.
 		b.inFlight++
 		b.mu.Unlock()
 		b.roundTrips.Add(1)
 		res, err := b.script.Run(ctx, b.rdb, keys, args...).Int64Slice()
-		b.next()
+		b.next(err != nil && !isReply(err))
 		return res, err
 	}
 	c := &call{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
@@ -128,10 +133,11 @@ func (b *batcher) run(ctx context.Context, keys []string, args []any) ([]int64, 
 	}
 }
 
-// next hands the round trip that just finished to the checks that queued meanwhile,
-// or frees it.
-func (b *batcher) next() {
+// next hands the round trip that just finished (failed, or not) to the checks that
+// queued meanwhile, or frees it.
+func (b *batcher) next(failed bool) {
 	b.mu.Lock()
+	b.failing = failed
 	if len(b.queue) == 0 {
 		b.inFlight--
 		b.mu.Unlock()
@@ -147,9 +153,12 @@ func (b *batcher) next() {
 func (b *batcher) drain(batch []*call) {
 	for {
 		if len(batch) > 0 {
-			b.send(batch)
+			failed := b.send(batch)
+			b.mu.Lock()
+			b.failing = failed
+		} else {
+			b.mu.Lock()
 		}
-		b.mu.Lock()
 		if len(b.queue) == 0 {
 			b.inFlight--
 			b.mu.Unlock()
@@ -158,6 +167,13 @@ func (b *batcher) drain(batch []*call) {
 		batch = b.take()
 		b.mu.Unlock()
 	}
+}
+
+// isReply says whether err is an answer of the server (a script's error, NOSCRIPT):
+// the round trip itself worked.
+func isReply(err error) bool {
+	var e redis.Error
+	return errors.As(err, &e)
 }
 
 // take removes up to maxSize calls from the queue and marks them sent, leaving out
@@ -193,7 +209,7 @@ func (b *batcher) compact() {
 // send runs batch in one pipeline (on a cluster, one per master) and answers each
 // call. A call the server answers NOSCRIPT (its script cache was flushed) is sent
 // again with EVAL, which loads the script: a flush costs a round trip, not a check.
-func (b *batcher) send(batch []*call) {
+func (b *batcher) send(batch []*call) (failed bool) {
 	if b.onSend != nil {
 		b.onSend(len(batch))
 	}
@@ -202,15 +218,15 @@ func (b *batcher) send(batch []*call) {
 	ctx, cancel := batchContext(batch)
 	defer cancel()
 	if b.algorithm != "" {
-		b.sendCombined(ctx, batch)
-		return
+		return b.sendCombined(ctx, batch)
 	}
 	cmds := make([]*redis.Cmd, len(batch))
 	pipe := b.rdb.Pipeline()
 	for i, c := range batch {
 		cmds[i] = b.script.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
-	_, _ = pipe.Exec(ctx)
+	_, err := pipe.Exec(ctx)
+	failed = err != nil && !isReply(err)
 	var again []int
 	for i, cmd := range cmds {
 		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
@@ -220,17 +236,18 @@ func (b *batcher) send(batch []*call) {
 		batch[i].answer(cmd)
 	}
 	if len(again) == 0 {
-		return
+		return failed
 	}
 	b.roundTrips.Add(1)
 	pipe = b.rdb.Pipeline()
 	for _, i := range again {
 		cmds[i] = b.script.Eval(ctx, pipe, batch[i].keys, batch[i].args...)
 	}
-	_, _ = pipe.Exec(ctx)
+	_, err = pipe.Exec(ctx)
 	for _, i := range again {
 		batch[i].answer(cmds[i])
 	}
+	return err != nil && !isReply(err)
 }
 
 // sendCombined runs batch as one call of batchScript: one script run decides every
@@ -238,7 +255,7 @@ func (b *batcher) send(batch []*call) {
 // one command's dispatch, reply and Lua call for the batch instead of one for each
 // check. A check that fails in the script gets its own error; an error of the call
 // (a timeout, a dead connection) reaches every check.
-func (b *batcher) sendCombined(ctx context.Context, batch []*call) {
+func (b *batcher) sendCombined(ctx context.Context, batch []*call) (failed bool) {
 	keys := make([]string, len(batch))
 	args := make([]any, 1, 1+len(batch)*7)
 	args[0] = b.algorithm
@@ -264,6 +281,7 @@ func (b *batcher) sendCombined(ctx context.Context, batch []*call) {
 		}
 		close(c.done)
 	}
+	return err != nil && !isReply(err)
 }
 
 // int64Reply is one check's reply inside a batch's: its values, or its error.
@@ -290,10 +308,20 @@ func (c *call) answer(cmd *redis.Cmd) {
 	close(c.done)
 }
 
+// batchLinger is how long a batch's round trip may outlast the latest deadline of
+// its checks. The checks return at their own deadlines whatever the round trip does.
+// A round trip cut off at theirs would cost its connection (the client closes a
+// connection whose reply may still come), and while Redis stalls every round trip
+// would then dial a new one, hundreds a second, all torn down together when Redis
+// answers again: work that lands on the checks of that moment and makes them late.
+// Lingering, a stalled Redis holds at most maxInFlight round trips of a limiter; the
+// checks that come meanwhile wait in the queue and give up there, never sent.
+const batchLinger = time.Second
+
 // batchContext is the context of one round trip: no one check's cancellation ends it
-// (each check waits on its own context), and it lasts until the latest deadline of
-// its checks, or without one when any check has none (the client's read and write
-// timeouts still bound it).
+// (each check waits on its own context), and it lasts until batchLinger past the
+// latest deadline of its checks, or without one when any check has none (the
+// client's read and write timeouts still bound it).
 func batchContext(batch []*call) (context.Context, context.CancelFunc) {
 	var latest time.Time
 	for _, c := range batch {
@@ -305,5 +333,5 @@ func batchContext(batch []*call) (context.Context, context.CancelFunc) {
 			latest = d
 		}
 	}
-	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest)
+	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest.Add(batchLinger))
 }

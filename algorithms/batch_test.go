@@ -477,3 +477,79 @@ func TestBatchCheckErrorStaysItsOwn(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchStallDoesNotChurnConnections: while Redis stalls (SIGSTOP), a batching
+// limiter's checks still return at their own deadlines, but its round trips do not
+// end with them and so keep their connections: a stalled Redis holds at most its
+// round trips in flight, and the checks that come meanwhile give up in the queue.
+// Cut off at each check's deadline, every round trip would cost a connection and the
+// next would dial a new one, all of them torn down together when Redis answers
+// again; so would a check that went alone after a round trip failed. Once Redis
+// answers, the limiter decides again at once.
+func TestBatchStallDoesNotChurnConnections(t *testing.T) {
+	redistest.RequireServer(t)
+	const inFlight, waves, perWave = 2, 12, 8
+	for _, combined := range []bool{true, false} {
+		t.Run(map[bool]string{true: "one-call", false: "pipelined"}[combined], func(t *testing.T) {
+			b := redistest.Standalone(t)
+			c := redis.NewClient(&redis.Options{Addr: b.Addrs[0], PoolSize: 16, ContextTimeoutEnabled: true, MaxRetries: -1})
+			t.Cleanup(func() { _ = c.Close() })
+			opts := []algorithms.Option{algorithms.WithBatching(inFlight, 0)}
+			if !combined {
+				opts = append(opts, algorithms.PipelinedBatches())
+			}
+			lim, err := algorithms.NewRedis(c, algorithms.MustKeyspace("batch-stall"), algorithms.GCRA, algorithms.Policy{Limit: 1000, Window: time.Second}, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, err := lim.Allow(ctx, "198.51.100.1"); err != nil {
+				t.Fatal(err)
+			}
+			before := connectionsReceived(t, b.Client)
+			b.Server.Suspend()
+			for w := range waves {
+				var wg sync.WaitGroup
+				for i := range perWave {
+					wg.Go(func() {
+						cctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+						defer cancel()
+						if d, err := lim.Allow(cctx, fmt.Sprintf("198.51.101.%d", w*perWave+i)); err == nil {
+							t.Errorf("a check answered %+v while Redis was stopped", d)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			b.Server.Resume()
+			if d, err := lim.Allow(ctx, "198.51.100.1"); err != nil || !d.Allowed {
+				t.Fatalf("the first check after the stall: %+v, %v", d, err)
+			}
+			dialed := connectionsReceived(t, b.Client) - before - 1 // the admin client's own
+			t.Logf("%d waves of %d checks with a 5ms budget in a stall: %d connections dialed", waves, perWave, dialed)
+			if dialed > inFlight+2 {
+				t.Errorf("%d connections dialed during the stall for %d checks; a batching limiter holds at most %d round trips (and one lone check's)", dialed, waves*perWave, inFlight)
+			}
+		})
+	}
+}
+
+// connectionsReceived is the server's total_connections_received (INFO stats).
+func connectionsReceived(t *testing.T, c redis.UniversalClient) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_connections_received:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("INFO stats has no total_connections_received")
+	return 0
+}
