@@ -190,9 +190,12 @@ func (l *Redis) run(ctx context.Context, key, now string, extra ...any) ([]int64
 type Stats struct {
 	// Local counts the checks its deny cache answered without Redis.
 	Local int64 `json:"local"`
-	// RedisCalls counts the script calls it sent to Redis: checks and give-backs.
+	// RedisCalls counts the checks and give-backs it sent to Redis, each one run of
+	// its algorithm's script, alone or in a batch (where one call of the batch script
+	// runs several).
 	RedisCalls int64 `json:"redis_calls"`
-	// RoundTrips counts the round trips of its batched calls (a pipeline is one);
+	// RoundTrips counts the round trips of its batched calls (a pipeline, or one call
+	// of the batch script, is one);
 	// 0 without batching, where each call is its own.
 	RoundTrips int64 `json:"round_trips"`
 }
