@@ -5,15 +5,17 @@
 #    connection and in parallel over $RATELAB_BENCH_CONNS connections: checks/s, p50, p99.
 # 2. TestRedisBenchmarkComparison: each script under redis-benchmark (EVALSHA of the exact
 #    script text, same connection count) beside ratelab's parallel run, on one server.
-# 3. BenchmarkBatching: every algorithm from 1, 16, 64 and 256 callers, with and without
-#    batching (checks/s, p50, p99, Redis CPU µs per check); BenchmarkSerialAgainstBare: a
+# 3. BenchmarkBatching: every algorithm from 1, 16, 64 and 256 callers, unbatched, batched
+#    (one call of the batch script per round trip) and with batches as pipelines (checks/s,
+#    p50, p99, Redis CPU and script µs per check); BenchmarkSerialAgainstBare: a
 #    serial check against a bare EVALSHA of the same script, interleaved on one connection.
 #
 # Each step starts its own redis-server on a free 127.0.0.1 port (internal/redistest) and
 # kills it at the end; nothing else is contacted. Each step is bounded by a timeout.
 #
 # Environment: BENCHTIME (default 2s), COUNT (default 1), RATELAB_BENCH_CONNS (default 16),
-# RATELAB_BENCH_REQUESTS (redis-benchmark -n, default 200000).
+# RATELAB_BENCH_REQUESTS (redis-benchmark -n, default 200000), RATELAB_BENCH_INFLIGHT (the
+# batcher's round trips in flight, default algorithms.DefaultBatchInFlight).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
