@@ -85,7 +85,7 @@ func hammerSections(h *Hammer) []hammerSection {
 	}
 
 	if g := limiterGrid(h); g != nil {
-		sections = append(sections, hammerSection{title: "Limiter calls (checks the deny cache answered, script calls to Redis, per request)", grid: g})
+		sections = append(sections, hammerSection{title: "Limiter calls (checks the deny cache answered, checks sent to Redis, round trips, per request)", grid: g})
 	}
 	if len(h.Targets) == 0 || h.Cache.Hits+h.Cache.Misses > 0 {
 		title := "Cache (every run)"
