@@ -37,7 +37,7 @@ type pipeliner interface {
 }
 
 // batcher sends the checks of one limiter that arrive while its round trips are in
-// flight together, one pipeline per round trip ("natural" batching): a check that
+// flight together, several per round trip ("natural" batching): a check that
 // finds a round trip free goes at once, alone, on its own context, so that a lone
 // check costs what an unbatched one does; checks that come while every round trip is
 // busy queue, and the next round trip to finish takes up to maxSize of them.

@@ -189,7 +189,7 @@ shadow denials, as the answers' RateLimit-Policy, RateLimit and Server-Timing sa
 	f.IntVar(&opts.Workers, "workers", scenario.DefaultWorkers, "most requests in flight at once: the connections hammer keeps open")
 	f.DurationVar(&opts.BackendDelay, "backend-delay", commands.DefaultBackendDelay, "how long the in-process nodes' backend takes per read")
 	f.DurationVar(&opts.CheckTimeout, "check-timeout", productapi.DefaultCheckTimeout, "the nodes' time budget for one limiter check; over it the node answers 503, or its fail mode once an outage is declared")
-	f.BoolVar(&opts.Batch, "batch", true, "the nodes' Redis limiters send concurrent checks together, one pipeline per round trip (--batch=false: one round trip per check)")
+	f.BoolVar(&opts.Batch, "batch", true, "the nodes' Redis limiters send concurrent checks together, several in one round trip (one script call on a standalone server, a pipeline split by master on a cluster; --batch=false: one round trip per check)")
 	f.BoolVar(&opts.DenyCache, "deny-cache", true, "the nodes' Redis limiters deny an identity locally until the retry-after Redis gave it has passed (exact; not for the leaky bucket, whose give-backs improve state)")
 	f.StringVarP(&opts.Output, "output", "o", report.FormatTable, "report format: "+strings.Join(report.Formats(), ", "))
 	f.BoolVar(&opts.Wide, "wide", false, "on a terminal, every column of the table however wide (by default the table fits the terminal)")

@@ -150,7 +150,7 @@ the redis:// address it logs.`,
 	f.DurationVar(&opts.WriteTimeout, "write-timeout", 0, "how long a request may take from its headers to the end of its answer (0: "+productapi.DefaultWriteTimeout.String()+" plus the longest leaky-bucket delay and the backend delay)")
 	f.DurationVar(&opts.IdleTimeout, "idle-timeout", productapi.DefaultIdleTimeout, "how long an idle keep-alive connection is kept open")
 	f.DurationVar(&opts.MaxDelay, "max-delay", 0, "leaky bucket: deny a request that would wait longer than this (0: the bucket's drain time B·W/L, at most "+algorithms.MaxDelayCap.String()+")")
-	f.BoolVar(&opts.Batch, "batch", true, "Redis limiters send concurrent checks together, one pipeline per round trip (--batch=false: one round trip per check)")
+	f.BoolVar(&opts.Batch, "batch", true, "Redis limiters send concurrent checks together, several in one round trip (one script call on a standalone server, a pipeline split by master on a cluster; --batch=false: one round trip per check)")
 	f.BoolVar(&opts.DenyCache, "deny-cache", true, "Redis limiters deny an identity locally until the retry-after Redis gave it has passed (exact; not for the leaky bucket, whose give-backs improve state)")
 	f.IntVar(&opts.LocalMaxIdentities, "local-max-identities", algorithms.DefaultMaxIdentities, "--store local: the most identities each node's limiter remembers; the least recently seen are forgotten first (counted in /metrics)")
 	return cmd
