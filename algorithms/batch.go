@@ -27,7 +27,11 @@ var batchLua string
 
 // batchScript decides the checks of one batch in one call on a standalone server:
 // the prelude's helpers, each algorithm's script as a function, and batch.lua.
-var batchScript = redis.NewScript(composed("ratelab batched checks, generated from the algorithms' scripts (algorithms/batch.go)", batchLua))
+var batchScript = redis.NewScript(composed("ratelab batched checks, generated from the algorithms' scripts (algorithms/batch.go)",
+	"local function multi(KEYS, ARGV)\n"+multiLua+"\nend\n"+batchLua))
+
+// multiBatch is the batcher's algorithm for a policy's combined checks.
+const multiBatch = "multi"
 
 // pipeliner is what a batching limiter needs of its client beyond redis.Scripter:
 // *redis.Client and *redis.ClusterClient (whose pipelines go one per master) have it.
@@ -42,9 +46,10 @@ type pipeliner interface {
 // check costs what an unbatched one does; checks that come while every round trip is
 // busy queue, and the next round trip to finish takes up to maxSize of them.
 //
-// A batch goes as one call of batchScript when algorithm is set (a standalone
-// server: the call's keys may lie in any slot), else as a pipeline of the script's
-// calls (a cluster, where go-redis sends the pipeline one part per master).
+// A batch goes as one call of batchScript when algorithm is set (an algorithm's
+// name, or multiBatch for combined checks; a standalone server, where the call's keys
+// may lie in any slot), else as a pipeline of the script's calls (a cluster, where
+// go-redis sends the pipeline one part per master).
 type batcher struct {
 	rdb         pipeliner
 	script      *redis.Script
@@ -256,12 +261,12 @@ func (b *batcher) send(batch []*call) (failed bool) {
 // check. A check that fails in the script gets its own error; an error of the call
 // (a timeout, a dead connection) reaches every check.
 func (b *batcher) sendCombined(ctx context.Context, batch []*call) (failed bool) {
-	keys := make([]string, len(batch))
-	args := make([]any, 1, 1+len(batch)*7)
+	keys := make([]string, 0, len(batch)*len(batch[0].keys))
+	args := make([]any, 1, 1+len(batch)*(2+len(batch[0].args)))
 	args[0] = b.algorithm
-	for i, c := range batch {
-		keys[i] = c.keys[0]
-		args = append(args, len(c.args))
+	for _, c := range batch {
+		keys = append(keys, c.keys...)
+		args = append(args, len(c.keys), len(c.args))
 		args = append(args, c.args...)
 	}
 	cmd := batchScript.EvalSha(ctx, b.rdb, keys, args...)

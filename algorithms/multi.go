@@ -225,6 +225,9 @@ func NewMultiRedis(rdb redis.Scripter, keys Keyspace, scope string, limits []Nam
 			return nil, fmt.Errorf("%w: batching needs a client that pipelines (*redis.Client, *redis.ClusterClient); %T does not", ErrInvalidOption, rdb)
 		}
 		m.batch = &batcher{rdb: pl, script: multiScript, maxInFlight: o.batchInFlight, maxSize: o.batchSize}
+		if _, cluster := rdb.(*redis.ClusterClient); !cluster && !o.batchPipelined {
+			m.batch.algorithm = multiBatch
+		}
 	}
 	if o.denyCache > 0 {
 		m.deny = newDenyCache[MultiDecision](o.denyCache)

@@ -12,11 +12,12 @@ import (
 )
 
 // BenchmarkMultiBatching runs one combined check of two limits (token bucket 10/1s
-// burst 20 and sliding log 1000/1h) with and without batching (WithBatching's
-// defaults) from 64 callers, each a goroutine, over a pool of 64 connections to a
+// burst 20 and sliding log 1000/1h) without batching, with batching (WithBatching's
+// defaults: one call of the batch script per round trip) and with batches sent as
+// pipelines (as on a cluster) from 64 callers, each a goroutine, over a pool of 64 connections to a
 // redis-server of its own, over many identities (nearly every check admitted, the
 // writing path). Beside checks/s and p50/p99 it reports the server's CPU per check
-// and, batched, checks per round trip. Unbatched and batched follow each other in
+// and, batched, checks per round trip. The three modes follow each other in
 // one run; -count would repeat each before the other, so repeat the run instead and
 // take each run's ratio (docs/policies.md has the figures):
 //
@@ -30,11 +31,14 @@ func BenchmarkMultiBatching(b *testing.B) {
 		lim("per-second", algorithms.TokenBucket, 10, time.Second, 20),
 		lim("per-hour", algorithms.SlidingLog, 1000, time.Hour, 0),
 	}
-	for _, batched := range []bool{false, true} {
-		mode := "unbatched"
+	for _, mode := range []string{"unbatched", "batched", "pipelined"} {
+		batched := mode != "unbatched"
 		var opts []algorithms.Option
 		if batched {
-			mode, opts = "batched", []algorithms.Option{algorithms.WithBatching(0, 0)}
+			opts = []algorithms.Option{algorithms.WithBatching(0, 0)}
+		}
+		if mode == "pipelined" {
+			opts = append(opts, algorithms.PipelinedBatches())
 		}
 		b.Run("c64/"+mode, func(b *testing.B) {
 			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: callers})
