@@ -374,16 +374,8 @@ func evalshaCalls(t *testing.T, b redistest.Backend) []int64 {
 	calls := make([]int64, len(b.Addrs))
 	for i, addr := range b.Addrs {
 		c := redis.NewClient(&redis.Options{Addr: addr})
-		info, err := c.Info(context.Background(), "commandstats").Result()
+		calls[i] = int64(infoNumber(t, infoFields(t, c, "commandstats"), "cmdstat_evalsha", "calls"))
 		_ = c.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(info, "\n") {
-			if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
-				calls[i], _ = strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
-			}
-		}
 	}
 	return calls
 }
@@ -537,19 +529,9 @@ func TestBatchStallDoesNotChurnConnections(t *testing.T) {
 // connectionsReceived is the server's total_connections_received (INFO stats).
 func connectionsReceived(t *testing.T, c redis.UniversalClient) int64 {
 	t.Helper()
-	info, err := c.Info(context.Background(), "stats").Result()
-	if err != nil {
-		t.Fatal(err)
+	f := infoFields(t, c, "stats")
+	if _, ok := f["total_connections_received"]; !ok {
+		t.Fatal("INFO stats has no total_connections_received")
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_connections_received:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("INFO stats has no total_connections_received")
-	return 0
+	return int64(infoNumber(t, f, "total_connections_received", ""))
 }

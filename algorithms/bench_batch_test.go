@@ -106,46 +106,13 @@ func benchInFlight(b *testing.B) int {
 // last CONFIG RESETSTAT, in µs: INFO commandstats' usec.
 func scriptMicros(b *testing.B, rdb *redis.Client) float64 {
 	b.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var sum float64
-	for _, line := range strings.Split(info, "\n") {
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
-			continue
-		}
-		for _, field := range strings.Split(line[strings.IndexByte(line, ':')+1:], ",") {
-			if v, ok := strings.CutPrefix(field, "usec="); ok {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					b.Fatalf("INFO commandstats: %q: %v", line, err)
-				}
-				sum += f
-			}
-		}
-	}
-	return sum
+	f := infoFields(b, rdb, "commandstats")
+	return infoNumber(b, f, "cmdstat_evalsha", "usec") + infoNumber(b, f, "cmdstat_eval", "usec")
 }
 
 // serverCPU is the server's CPU time so far, system and user, in seconds.
 func serverCPU(b *testing.B, rdb *redis.Client) float64 {
 	b.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var sum float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatalf("INFO cpu: %q: %v", line, err)
-			}
-			sum += f
-		}
-	}
-	return sum
+	f := infoFields(b, rdb, "cpu")
+	return infoNumber(b, f, "used_cpu_sys", "") + infoNumber(b, f, "used_cpu_user", "")
 }

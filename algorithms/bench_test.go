@@ -354,27 +354,11 @@ func resetStats(t *testing.T, rdb *redis.Client) {
 // the script's cost inside Redis, without the network or the client.
 func serverMicrosPerCall(t *testing.T, rdb *redis.Client) float64 {
 	t.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
+	f := infoFields(t, rdb, "commandstats")
+	if _, ok := f["cmdstat_evalsha"]; !ok {
+		t.Fatalf("commandstats has no evalsha line: %v", f)
 	}
-	for _, line := range strings.Split(info, "\n") {
-		stats, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
-		if !ok {
-			continue
-		}
-		for _, field := range strings.Split(stats, ",") {
-			if v, ok := strings.CutPrefix(field, "usec_per_call="); ok {
-				f, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					t.Fatalf("commandstats: %q: %v", line, err)
-				}
-				return f
-			}
-		}
-	}
-	t.Fatalf("commandstats has no evalsha line:\n%s", info)
-	return 0
+	return infoNumber(t, f, "cmdstat_evalsha", "usec_per_call")
 }
 
 // comparisonKey is the key redis-benchmark sends for a case: of the same shape as
