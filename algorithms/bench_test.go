@@ -309,6 +309,12 @@ func TestRedisBenchmarkComparison(t *testing.T) {
 				"EVALSHA", sha, "1", comparisonKey(c),
 				strconv.FormatInt(c.policy.Limit, 10), strconv.FormatInt(c.policy.WindowMicros(), 10),
 				strconv.FormatInt(c.policy.EffectiveBurst(), 10), ""}
+			if c.algorithm == algorithms.LeakyBucket {
+				// Its script takes the max delay too: the limiter's default, the drain time
+				// (B-1)·W/L rounded up (under MaxDelayCap for these policies).
+				w, l, b := c.policy.WindowMicros(), c.policy.Limit, c.policy.EffectiveBurst()
+				args = append(args, strconv.FormatInt(min((b-1)*w+l-1, algorithms.MaxDelayCap.Microseconds()*l)/l, 10))
+			}
 			resetStats(t, admin)
 			toolCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			out, err := exec.CommandContext(toolCtx, tool, args...).Output()
